@@ -1,0 +1,67 @@
+# Kubento developer commands. `make install` once, then `make serve` / `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVICE ?= service:svc
+WORKING_DIR ?= examples/quickstart
+PORT ?= 3000
+
+.PHONY: install serve test test-unit test-integration test-cluster bench lint format crds proto \
+        cluster-bins cluster cluster-down e2e clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+serve: install
+	$(VENV)/bin/kubento serve $(SERVICE) --working-dir $(WORKING_DIR) --port $(PORT)
+
+test: install cluster-bins
+	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
+
+test-integration: install
+	$(PY) -m pytest -q tests/integration
+
+test-cluster: install cluster-bins
+	$(PY) -m pytest -q tests/cluster
+
+bench: install
+	$(PY) bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy runtime/kubento operator/kubento_operator
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+proto: install
+	$(PY) -m grpc_tools.protoc -I runtime --python_out=runtime --pyi_out=runtime \
+		runtime/kubento/_proto/runner.proto
+
+crds: install
+	$(VENV)/bin/kubento-operator crds --output crds
+
+cluster-bins:
+	bash tests/cluster/bins.sh
+
+cluster: install cluster-bins
+	$(PY) tests/cluster/controlplane.py up
+
+cluster-down: install
+	$(PY) tests/cluster/controlplane.py down
+
+e2e:
+	bash e2e/run.sh
+
+clean:
+	rm -rf $(VENV) .kubento .pytest_cache .mypy_cache .ruff_cache
