@@ -1,0 +1,5 @@
+import sys
+
+from kubento.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""`kubento api | runner | serve`: the runtime's command line (shapes in contract.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from kubento import contract
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubento", description="Kubento model-serving runtime.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("service", help="the Service as module:attribute, e.g. service:svc")
+        sub.add_argument("--working-dir", default=".", help="directory to import the service from")
+        sub.add_argument("--log-level", default=os.environ.get("KUBENTO_LOG_LEVEL", "info"))
+
+    api = commands.add_parser("api", help="run the HTTP API server")
+    common(api)
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=contract.API_PORT)
+    api.add_argument(
+        "--runner-map",
+        default=os.environ.get(contract.ENV_RUNNER_MAP),
+        help=f"JSON object runner name -> gRPC target (default: ${contract.ENV_RUNNER_MAP})",
+    )
+    api.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=int(
+            os.environ.get(contract.ENV_MAX_REQUEST_BYTES, contract.DEFAULT_MAX_REQUEST_BYTES)
+        ),
+    )
+
+    runner = commands.add_parser("runner", help="run a runner worker (gRPC)")
+    common(runner)
+    runner.add_argument("--name", default=os.environ.get(contract.ENV_RUNNER_NAME))
+    runner.add_argument("--host", default="0.0.0.0")
+    runner.add_argument("--port", type=int, default=contract.RUNNER_PORT)
+    runner.add_argument("--metrics-port", type=int, default=contract.RUNNER_METRICS_PORT)
+    runner.add_argument(
+        "--workers", type=int, default=int(os.environ.get(contract.ENV_WORKERS, "1"))
+    )
+
+    serve = commands.add_parser("serve", help="run the whole service locally")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=contract.API_PORT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    from kubento.loader import load_service
+
+    try:
+        service = load_service(args.service, args.working_dir)
+    except ValueError as exc:
+        print(f"kubento {args.command}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "api":
+            return _api(service, args)
+        if args.command == "runner":
+            return _runner(service, args)
+        from kubento.serve import serve
+
+        return serve(
+            service, args.service, working_dir=args.working_dir, port=args.port, host=args.host
+        )
+    except ValueError as exc:
+        print(f"kubento {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _api(service: object, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kubento.server import build_app
+    from kubento.service import Service
+
+    assert isinstance(service, Service)
+    runner_map = contract.decode_runner_map(args.runner_map) if args.runner_map else {}
+    app = build_app(service, runner_map, max_request_bytes=args.max_request_bytes)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _runner(service: object, args: argparse.Namespace) -> int:
+    from kubento.service import Service
+    from kubento.worker import serve_runner
+
+    assert isinstance(service, Service)
+    if not args.name:
+        raise ValueError(f"--name (or ${contract.ENV_RUNNER_NAME}) is required")
+    runner = service.runners.get(args.name)
+    if runner is None:
+        raise ValueError(
+            f"service {service.name!r} has no runner {args.name!r}; "
+            f"it has {sorted(service.runners)}"
+        )
+    overrides = contract.BatchingOverrides.from_env(os.environ)
+    if args.workers != 1:
+        raise ValueError("--workers > 1 is not supported yet")
+    asyncio.run(
+        serve_runner(
+            runner,
+            host=args.host,
+            port=args.port,
+            metrics_port=args.metrics_port or None,
+            overrides=overrides,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

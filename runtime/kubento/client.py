@@ -1,0 +1,127 @@
+"""The API server's gRPC client for runner workers.
+
+One channel per runner. With a `dns:///` target (a headless Service) the
+channel resolves every runner pod and balances calls round robin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kubento import codec, contract
+from kubento._proto import runner_pb2 as pb
+from kubento.exceptions import (
+    BadInput,
+    KubentoError,
+    RunnerError,
+    RunnerOverloaded,
+    RunnerUnavailable,
+)
+
+CALL_METHOD = "/kubento.runner.v1.Runner/Call"
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 60.0
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+CHANNEL_OPTIONS = [
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+class RunnerClient:
+    """Calls one runner (all its pods) over gRPC; maps gRPC statuses to Kubento errors."""
+
+    def __init__(self, name: str, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.name = name
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel: grpc.aio.Channel | None = None
+        self._call: Any = None
+        self._health: health_pb2_grpc.HealthStub | None = None
+
+    def _ensure_channel(self) -> None:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._call = self._channel.unary_unary(
+                CALL_METHOD,
+                request_serializer=pb.CallRequest.SerializeToString,
+                response_deserializer=pb.CallResponse.FromString,
+            )
+            self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        self._ensure_channel()
+        request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
+        metadata = ((contract.REQUEST_ID_METADATA, request_id.get()),) if request_id.get() else ()
+        try:
+            response = await self._call(request, timeout=self.timeout_s, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise self._translate(method, exc) from None
+        return codec.decode(response.result)
+
+    def _translate(self, method: str, exc: grpc.aio.AioRpcError) -> KubentoError:
+        code, details = exc.code(), exc.details() or ""
+        where = f"runner {self.name!r} method {method!r}"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return RunnerOverloaded(f"{where} is overloaded: {details}")
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return BadInput(f"{where} rejected the input: {details}")
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            retry_after = 1.0
+            for key, value in exc.trailing_metadata() or ():
+                if key == "retry-after-s":
+                    retry_after = float(value)
+            return RunnerUnavailable(
+                f"{where} is unavailable: {details}", retry_after_s=retry_after
+            )
+        return RunnerError(f"{where} failed: {details}")
+
+    async def healthy(self, timeout_s: float = 1.0) -> bool:
+        self._ensure_channel()
+        assert self._health is not None
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+
+class RemoteHandle:
+    """Binds a `Runner` to a `RunnerClient`; sync `.run()` works from API worker threads."""
+
+    def __init__(self, client: RunnerClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.client = client
+        self.loop = loop
+
+    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        return await self.client.call(method, args)
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        context = contextvars.copy_context()
+        future = asyncio.run_coroutine_threadsafe(
+            _in_context(context, self.client.call(method, args)), self.loop
+        )
+        return future.result()
+
+
+async def _in_context(context: contextvars.Context, coro: Any) -> Any:
+    # Carry the request id from the API thread into the loop's task.
+    for var, value in context.items():
+        var.set(value)
+    return await coro

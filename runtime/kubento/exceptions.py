@@ -1,0 +1,52 @@
+"""Errors a user or a client can hit, each with the HTTP status it maps to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KubentoError(Exception):
+    """Base class; `status_code` is what the API server answers with."""
+
+    status_code = 500
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class BadInput(KubentoError):
+    """The request body does not match what the API declares."""
+
+    status_code = 400
+
+
+class NotFound(KubentoError):
+    status_code = 404
+
+
+class PayloadTooLarge(KubentoError):
+    status_code = 413
+
+
+class RunnerOverloaded(KubentoError):
+    """A runner's queue is full: retry later (HTTP 429)."""
+
+    status_code = 429
+
+
+class RunnerUnavailable(KubentoError):
+    """A runner cannot answer now: down, or unable to meet the deadline (HTTP 503)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, detail: Any = None, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, detail)
+        self.retry_after_s = retry_after_s
+
+
+class RunnerError(KubentoError):
+    """The model code inside a runner raised."""
+
+    status_code = 500

@@ -1,0 +1,224 @@
+"""IO descriptors: how an API's HTTP body becomes a Python value and back.
+
+Every mismatch with what the descriptor declares raises `BadInput` with a
+message saying what was expected; the API server turns it into a 400.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+from starlette.responses import PlainTextResponse, Response
+
+from kubento.exceptions import BadInput
+
+NPY_MEDIA_TYPE = "application/octet-stream"
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"request body is not valid JSON: {exc}") from None
+
+
+def json_default(value: Any) -> Any:
+    """Serialise numpy values and pydantic models inside JSON responses."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=json_default, separators=(",", ":")).encode()
+
+
+class IODescriptor:
+    """Base class: parse a request body, render a response."""
+
+    media_type = "application/json"
+
+    def from_http(self, body: bytes, headers: Mapping[str, str]) -> Any:
+        raise NotImplementedError
+
+    def to_http(self, value: Any, accept: str = "") -> Response:
+        raise NotImplementedError
+
+    def sample_body(self) -> str | None:
+        """A request body for the example curl printed by `kubento serve`, if known."""
+        return None
+
+
+class NumpyNdarray(IODescriptor):
+    """A numpy array: JSON nested lists, or a .npy file as application/octet-stream.
+
+    `shape` may use -1 for any size, e.g. ``(-1, 4)`` for any number of rows of 4.
+    """
+
+    def __init__(
+        self,
+        dtype: str | np.dtype[Any] | type | None = None,
+        shape: Sequence[int] | None = None,
+        sample: Any = None,
+    ) -> None:
+        self.dtype = np.dtype(dtype) if dtype is not None else None
+        self.shape = tuple(shape) if shape is not None else None
+        self.sample = sample
+
+    @classmethod
+    def from_sample(cls, sample: Any) -> NumpyNdarray:
+        """Declare dtype and shape from an example array; the first dimension stays free."""
+        array = np.asarray(sample)
+        return cls(dtype=array.dtype, shape=(-1, *array.shape[1:]), sample=array)
+
+    def from_http(self, body: bytes, headers: Mapping[str, str]) -> np.ndarray:
+        if _content_type(headers) == NPY_MEDIA_TYPE:
+            array = self._from_npy(body)
+        else:
+            array = self._from_json(body)
+        self._check_shape(array)
+        return array
+
+    def _from_npy(self, body: bytes) -> np.ndarray:
+        try:
+            array = np.load(_io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise BadInput(f"request body is not a valid .npy array: {exc}") from None
+        if not isinstance(array, np.ndarray):
+            raise BadInput("request body is not a .npy array")
+        if self.dtype is not None and array.dtype != self.dtype:
+            if not np.can_cast(array.dtype, self.dtype, casting="safe"):
+                raise BadInput(
+                    f"expected an array of dtype {self.dtype}, got {array.dtype}",
+                    {"expected_dtype": str(self.dtype), "got_dtype": str(array.dtype)},
+                )
+            array = array.astype(self.dtype)
+        return array
+
+    def _from_json(self, body: bytes) -> np.ndarray:
+        data = _parse_json(body)
+        try:
+            inferred = np.asarray(data)
+        except ValueError as exc:
+            raise BadInput(f"expected a rectangular nested list of numbers: {exc}") from None
+        if inferred.dtype.kind not in "biuf":
+            raise BadInput(
+                f"expected a nested list of numbers, got values of kind {inferred.dtype}",
+                {"expected_dtype": str(self.dtype) if self.dtype else "number"},
+            )
+        if self.dtype is None:
+            return inferred
+        if inferred.dtype.kind == "f" and self.dtype.kind in "biu":
+            raise BadInput(
+                f"expected {self.dtype} values, got floating-point numbers",
+                {"expected_dtype": str(self.dtype)},
+            )
+        return inferred.astype(self.dtype)
+
+    def _check_shape(self, array: np.ndarray) -> None:
+        if self.shape is None:
+            return
+        ok = array.ndim == len(self.shape) and all(
+            want == -1 or want == got for want, got in zip(self.shape, array.shape, strict=True)
+        )
+        if not ok:
+            raise BadInput(
+                f"expected an array of shape {self._shape_text()}, got {tuple(array.shape)}",
+                {"expected_shape": list(self.shape), "got_shape": list(array.shape)},
+            )
+
+    def _shape_text(self) -> str:
+        assert self.shape is not None
+        return "(" + ", ".join("*" if d == -1 else str(d) for d in self.shape) + ")"
+
+    def to_http(self, value: Any, accept: str = "") -> Response:
+        array = np.asarray(value)
+        if NPY_MEDIA_TYPE in accept:
+            buffer = _io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            return Response(buffer.getvalue(), media_type=NPY_MEDIA_TYPE)
+        return JSONBody(array)
+
+    def sample_body(self) -> str | None:
+        if self.sample is None:
+            return None
+        return json.dumps(np.asarray(self.sample).tolist())
+
+
+class JSON(IODescriptor):
+    """Any JSON value, or one validated by a pydantic model."""
+
+    def __init__(self, pydantic_model: type[BaseModel] | None = None, sample: Any = None) -> None:
+        self.pydantic_model = pydantic_model
+        self.sample = sample
+
+    def from_http(self, body: bytes, headers: Mapping[str, str]) -> Any:
+        data = _parse_json(body)
+        if self.pydantic_model is None:
+            return data
+        try:
+            return self.pydantic_model.model_validate(data)
+        except ValidationError as exc:
+            errors = [
+                {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors()
+            ]
+            raise BadInput(
+                f"request body does not match {self.pydantic_model.__name__}", errors
+            ) from None
+
+    def to_http(self, value: Any, accept: str = "") -> Response:
+        return JSONBody(value)
+
+    def sample_body(self) -> str | None:
+        if self.sample is None:
+            return None
+        return json.dumps(self.sample, default=json_default)
+
+
+class Text(IODescriptor):
+    """UTF-8 text."""
+
+    media_type = "text/plain"
+
+    def from_http(self, body: bytes, headers: Mapping[str, str]) -> str:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"request body is not valid UTF-8 text: {exc}") from None
+
+    def to_http(self, value: Any, accept: str = "") -> Response:
+        return PlainTextResponse(str(value))
+
+
+class File(IODescriptor):
+    """Raw bytes, any content type."""
+
+    media_type = "application/octet-stream"
+
+    def from_http(self, body: bytes, headers: Mapping[str, str]) -> bytes:
+        return body
+
+    def to_http(self, value: Any, accept: str = "") -> Response:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"a File output must be bytes, got {type(value).__name__}")
+        return Response(bytes(value), media_type=self.media_type)
+
+
+__all__ = ["JSON", "File", "IODescriptor", "NumpyNdarray", "Text"]

@@ -1,0 +1,196 @@
+"""`Runner`: a named, deployable instance of a `Runnable`, and how calls reach it.
+
+A runner is called through a *handle*: in-process after `init_local()`, or over
+gRPC when the API server binds it to a runner worker. User code looks the same
+either way: `runner.predict.run(x)` or `await runner.predict.async_run(x)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from kubento.runnable import MethodSpec, Runnable
+
+# Runner names become Kubernetes object names (`<deployment>-<runner>`) and DNS labels.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 40
+BATCHING_KEYS = frozenset({"max_batch_size", "max_latency_ms", "max_queue_size", "timeout_ms"})
+
+
+def validate_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"invalid {kind} name {name!r}: use lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most {MAX_NAME_LENGTH} characters "
+            f"(it becomes part of Kubernetes object and DNS names)"
+        )
+    return name
+
+
+class RunnerHandle(Protocol):
+    """Where a runner's calls go: an in-process runnable or a remote runner worker."""
+
+    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any: ...
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any: ...
+
+
+class LocalHandle:
+    """Calls the runnable in this process, unbatched (for tests and notebooks)."""
+
+    def __init__(self, runnable: Runnable) -> None:
+        self.runnable = runnable
+
+    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        fn = getattr(self.runnable, method)
+        if type(self.runnable).methods[method].is_async:
+            return await fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        fn = getattr(self.runnable, method)
+        if type(self.runnable).methods[method].is_async:
+            return asyncio.run(fn(*args))
+        return fn(*args)
+
+
+class RunnerMethod:
+    """`runner.<method>`: `.run(*args)` and `await .async_run(*args)`."""
+
+    def __init__(self, runner: Runner, spec: MethodSpec, config: dict[str, float | int | None]):
+        self.runner = runner
+        self.spec = spec
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def run(self, *args: Any) -> Any:
+        return self.runner.handle.call(self.spec.name, args)
+
+    async def async_run(self, *args: Any) -> Any:
+        return await self.runner.handle.async_call(self.spec.name, args)
+
+    def __repr__(self) -> str:
+        return f"<RunnerMethod {self.runner.name}.{self.spec.name} batchable={self.spec.batchable}>"
+
+
+class _Unbound:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _fail(self) -> Any:
+        raise RuntimeError(
+            f"runner {self.name!r} is not initialised: call runner.init_local() to run it "
+            f"in this process, or start the service with `kubento serve`"
+        )
+
+    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        return self._fail()
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        return self._fail()
+
+
+class Runner:
+    """A named instance of a Runnable, with its batching configuration.
+
+    `method_configs` maps a method name to overrides of `max_batch_size`,
+    `max_latency_ms`, `max_queue_size` and `timeout_ms` for that method.
+    """
+
+    def __init__(
+        self,
+        runnable_class: type[Runnable],
+        *,
+        name: str | None = None,
+        runnable_init_params: Mapping[str, Any] | None = None,
+        max_batch_size: int | None = None,
+        max_latency_ms: int | None = None,
+        method_configs: Mapping[str, Mapping[str, int | float]] | None = None,
+    ) -> None:
+        if not (isinstance(runnable_class, type) and issubclass(runnable_class, Runnable)):
+            raise TypeError(f"Runner needs a Runnable subclass, got {runnable_class!r}")
+        if not runnable_class.methods:
+            raise ValueError(
+                f"{runnable_class.__name__} has no methods: decorate at least one with "
+                f"@kubento.Runnable.method"
+            )
+        if name is None:
+            name = re.sub(r"[^a-z0-9]+", "-", runnable_class.__name__.lower()).strip("-")
+        self.name = validate_name("runner", name)
+        self.runnable_class = runnable_class
+        self.runnable_init_params = dict(runnable_init_params or {})
+        defaults = {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+        for key, value in defaults.items():
+            _check_positive(f"runner {self.name!r}: {key}", value)
+        configs = dict(method_configs or {})
+        unknown_methods = set(configs) - set(runnable_class.methods)
+        if unknown_methods:
+            raise ValueError(
+                f"runner {self.name!r}: method_configs names unknown methods "
+                f"{sorted(unknown_methods)}; {runnable_class.__name__} has "
+                f"{sorted(runnable_class.methods)}"
+            )
+        self.handle: RunnerHandle = _Unbound(self.name)
+        self.methods: dict[str, RunnerMethod] = {}
+        for method_name, spec in runnable_class.methods.items():
+            overrides = dict(configs.get(method_name, {}))
+            unknown_keys = set(overrides) - BATCHING_KEYS
+            if unknown_keys:
+                raise ValueError(
+                    f"runner {self.name!r}: method_configs[{method_name!r}] has unknown keys "
+                    f"{sorted(unknown_keys)}; allowed: {sorted(BATCHING_KEYS)}"
+                )
+            for key, value in overrides.items():
+                _check_positive(
+                    f"runner {self.name!r}: method_configs[{method_name!r}].{key}", value
+                )
+            config: dict[str, float | int | None] = {**defaults, **overrides}
+            self.methods[method_name] = RunnerMethod(self, spec, config)
+
+    def __getattr__(self, item: str) -> RunnerMethod:
+        methods = self.__dict__.get("methods", {})
+        if item in methods:
+            return methods[item]  # type: ignore[no-any-return]
+        raise AttributeError(
+            f"runner {self.__dict__.get('name')!r} has no method {item!r}; it has {sorted(methods)}"
+        )
+
+    def _only_method(self) -> RunnerMethod:
+        if len(self.methods) != 1:
+            raise TypeError(
+                f"runner {self.name!r} has several methods {sorted(self.methods)}: "
+                f"call runner.<method>.run() instead of runner.run()"
+            )
+        return next(iter(self.methods.values()))
+
+    def run(self, *args: Any) -> Any:
+        return self._only_method().run(*args)
+
+    async def async_run(self, *args: Any) -> Any:
+        return await self._only_method().async_run(*args)
+
+    def create_runnable(self) -> Runnable:
+        return self.runnable_class(**self.runnable_init_params)
+
+    def init_local(self) -> None:
+        """Instantiate the runnable in this process; calls then run here, unbatched."""
+        self.handle = LocalHandle(self.create_runnable())
+
+    def bind(self, handle: RunnerHandle) -> None:
+        self.handle = handle
+
+    def __repr__(self) -> str:
+        return f"<Runner {self.name} of {self.runnable_class.__name__}>"
+
+
+def _check_positive(what: str, value: float | int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{what} must be a positive number, got {value!r}")

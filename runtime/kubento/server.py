@@ -1,0 +1,160 @@
+"""The HTTP API server: a Starlette app built from a Service's APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kubento import contract
+from kubento.client import RemoteHandle, RunnerClient, request_id
+from kubento.exceptions import KubentoError, PayloadTooLarge, RunnerUnavailable
+from kubento.io import JSONBody
+from kubento.service import API, Service
+
+log = logging.getLogger("kubento.api")
+
+
+def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Response:
+    return JSONBody({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "kubento_api_requests_total",
+            "HTTP requests by API and status code.",
+            ["api", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "kubento_api_request_duration_seconds",
+            "HTTP request latency by API.",
+            ["api"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(
+    service: Service,
+    runner_map: Mapping[str, str],
+    *,
+    max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES,
+) -> Starlette:
+    """Build the ASGI app; runners are bound to gRPC clients when the app starts."""
+    missing = sorted(set(service.runners) - set(runner_map))
+    if missing:
+        raise ValueError(
+            f"no gRPC target for runners {missing} in {contract.ENV_RUNNER_MAP}; "
+            f"it has {sorted(runner_map)}"
+        )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
+
+    def endpoint(api: API) -> Any:
+        async def handle(request: Request) -> Response:
+            rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+            request_id.set(rid)
+            started = time.perf_counter()
+            response = await call_api(api, request, max_request_bytes)
+            response.headers["x-request-id"] = rid
+            metrics.requests.labels(api.name, str(response.status_code)).inc()
+            metrics.latency.labels(api.name).observe(time.perf_counter() - started)
+            return response
+
+        return handle
+
+    async def livez(request: Request) -> Response:
+        return JSONBody({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        names = list(clients)
+        results = await asyncio.gather(*(clients[name].healthy() for name in names))
+        not_ready = [name for name, ok in zip(names, results, strict=True) if not ok]
+        if not_ready:
+            return error_response(503, "runners not ready", {"runners": not_ready})
+        return JSONBody({"status": "ready", "runners": names})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        for name, runner in service.runners.items():
+            runner.bind(RemoteHandle(clients[name], loop))
+        yield
+        for client in clients.values():
+            await client.close()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, exc.detail or "error", {"path": request.url.path})
+
+    routes = [Route(api.route, endpoint(api), methods=["POST"]) for api in service.apis.values()]
+    routes += [
+        Route(contract.LIVENESS_PATH, livez, methods=["GET"]),
+        Route(contract.READINESS_PATH, readyz, methods=["GET"]),
+        Route(contract.METRICS_PATH, metrics_endpoint, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+
+
+async def call_api(api: API, request: Request, max_request_bytes: int) -> Response:
+    try:
+        body = await read_body(request, max_request_bytes)
+        value = api.input.from_http(body, request.headers)
+        if api.is_async:
+            result = await api.func(value)
+        else:
+            result = await run_in_threadpool(api.func, value)
+        return api.output.to_http(result, request.headers.get("accept", ""))
+    except RunnerUnavailable as exc:
+        retry = str(max(1, math.ceil(exc.retry_after_s)))
+        return error_response(exc.status_code, exc.message, exc.detail, **{"retry-after": retry})
+    except KubentoError as exc:
+        if exc.status_code >= 500:
+            log.warning("api=%s request_id=%s error=%r", api.name, request_id.get(), exc.message)
+        return error_response(exc.status_code, exc.message, exc.detail)
+    except Exception as exc:
+        log.exception("api=%s request_id=%s unhandled error", api.name, request_id.get())
+        return error_response(
+            500, f"api {api.name!r} failed: {type(exc).__name__}", {"request_id": request_id.get()}
+        )

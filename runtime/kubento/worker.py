@@ -1,0 +1,221 @@
+"""The runner worker: a gRPC server in front of one runner's runnable.
+
+Batchable methods go through a `Dispatcher` (see batching.py); the others are
+called directly. Model code runs on one dedicated thread per worker so the
+event loop keeps accepting and batching calls while the model computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import uvicorn
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kubento import codec, contract
+from kubento._proto import runner_pb2 as pb
+from kubento.batching import BatchingConfig, DeadlineUnmeetable, Dispatcher, Overloaded
+from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES
+from kubento.runner import Runner
+
+log = logging.getLogger("kubento.runner")
+
+MethodCall = Callable[[tuple[Any, ...], float | None], Awaitable[Any]]
+SHUTDOWN_GRACE_S = 30.0
+
+
+class RunnerWorker:
+    """Holds the runnable and routes `Call` RPCs to its methods."""
+
+    def __init__(self, runner: Runner, overrides: contract.BatchingOverrides) -> None:
+        self.runner = runner
+        self.overrides = overrides
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"runner-{runner.name}")
+        self.methods: dict[str, MethodCall] = {}
+        self.dispatchers: list[Dispatcher] = []
+        self.ready = False
+
+    async def load(self) -> None:
+        """Instantiate the runnable (off the event loop: model loads can be slow)."""
+        loop = asyncio.get_running_loop()
+        runnable = await loop.run_in_executor(self.executor, self.runner.create_runnable)
+        for name, method in self.runner.methods.items():
+            fn = getattr(runnable, name)
+            call = fn if method.spec.is_async else self._on_model_thread(fn)
+            if method.spec.batchable:
+                settings = {k: v for k, v in method.config.items() if v is not None}
+                config = BatchingConfig(**settings).with_overrides(self.overrides)
+                dispatcher = Dispatcher(
+                    call, config, batch_dim=method.spec.batch_dim, name=f"{self.runner.name}.{name}"
+                )
+                self.dispatchers.append(dispatcher)
+                self.methods[name] = _batched(dispatcher)
+            else:
+                self.methods[name] = _direct(call)
+        self.ready = True
+
+    def _on_model_thread(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+        return call
+
+    async def call(
+        self, request: pb.CallRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CallResponse:
+        rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
+        if not self.ready:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"runner {self.runner.name!r} is still loading"
+            )
+        method = self.methods.get(request.method)
+        if method is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"runner {self.runner.name!r} has no method {request.method!r}; "
+                f"it has {sorted(self.methods)}",
+            )
+        try:
+            args = tuple(codec.decode(value) for value in request.args)
+        except codec.CodecError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        try:
+            result = await method(args, deadline)
+            return pb.CallResponse(result=codec.encode(result))
+        except Overloaded as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except DeadlineUnmeetable as exc:
+            retry_after = getattr(exc, "retry_after_s", 1.0)
+            context.set_trailing_metadata((("retry-after-s", f"{retry_after:.3f}"),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception as exc:
+            log.warning(
+                "runner=%s method=%s request_id=%s error=%r",
+                self.runner.name,
+                request.method,
+                rid,
+                exc,
+            )
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        for dispatcher in self.dispatchers:
+            await dispatcher.close()
+        self.executor.shutdown(wait=True)
+
+
+def _batched(dispatcher: Dispatcher) -> MethodCall:
+    async def call(args: tuple[Any, ...], deadline: float | None) -> Any:
+        return await dispatcher.submit(*args, deadline=deadline)
+
+    return call
+
+
+def _direct(fn: Callable[..., Awaitable[Any]]) -> MethodCall:
+    async def call(args: tuple[Any, ...], deadline: float | None) -> Any:
+        return await fn(*args)
+
+    return call
+
+
+def _probe_app(worker: RunnerWorker) -> Starlette:
+    async def livez(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        if worker.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"error": "runner not ready", "detail": None}, status_code=503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route(contract.LIVENESS_PATH, livez),
+            Route(contract.READINESS_PATH, readyz),
+            Route(contract.METRICS_PATH, metrics),
+        ]
+    )
+
+
+async def serve_runner(
+    runner: Runner,
+    *,
+    host: str,
+    port: int,
+    metrics_port: int | None,
+    overrides: contract.BatchingOverrides,
+) -> None:
+    """Serve one runner until SIGTERM/SIGINT, then finish in-flight calls and exit."""
+    worker = RunnerWorker(runner, overrides)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    handler = grpc.method_handlers_generic_handler(
+        "kubento.runner.v1.Runner",
+        {
+            CALL_METHOD.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
+                worker.call,
+                request_deserializer=pb.CallRequest.FromString,
+                response_serializer=pb.CallResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"runner {runner.name!r} cannot listen on {host}:{port}")
+    await server.start()
+
+    probes: uvicorn.Server | None = None
+    probe_task: asyncio.Task[None] | None = None
+    if metrics_port:
+        probes = uvicorn.Server(
+            uvicorn.Config(_probe_app(worker), host=host, port=metrics_port, log_level="warning")
+        )
+        probes.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        probe_task = asyncio.create_task(probes.serve())
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await worker.load()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("runner=%s event=ready port=%d pid=%d", runner.name, port, os.getpid())
+
+    await stop.wait()
+    log.info("runner=%s event=stopping", runner.name)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(SHUTDOWN_GRACE_S)
+    await worker.close()
+    if probes is not None and probe_task is not None:
+        probes.should_exit = True
+        await probe_task
+    log.info("runner=%s event=stopped", runner.name)
