@@ -35,10 +35,22 @@ test-cluster: install cluster-bins
 bench: install
 	$(PY) bench/run.py
 
-lint: install
+# actionlint: built once with Go into the cache (shellcheck and hadolint come from the dev extra).
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubento/actionlint-$(ACTIONLINT_VERSION)/actionlint
+SHELL_SCRIPTS := .ci/run $(wildcard e2e/*.sh tests/cluster/*.sh)
+
+$(ACTIONLINT):
+	GOBIN=$(dir $@) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint: install $(ACTIONLINT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy runtime/kubento operator/kubento_operator
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(ACTIONLINT) -shellcheck $(VENV)/bin/shellcheck
+	$(VENV)/bin/hadolint Dockerfile.runtime examples/*/Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .
