@@ -1,0 +1,105 @@
+"""The few Kubernetes API calls the reconciler makes, over any kubeconfig.
+
+One field manager applies every child (server-side apply), deletes carry a
+UID precondition so a prune never removes an object it did not mean to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
+from kubernetes.dynamic.resource import Resource
+
+from kubento_operator import naming
+
+# Kinds the operator creates, in the order a prune looks at them.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("networking.k8s.io/v1", "Ingress"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+)
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Cluster:
+    """Typed-enough access to the API server for the reconciler."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._dynamic = DynamicClient(api_client)
+        self._resources: dict[tuple[str, str], Resource] = {}
+
+    def _resource(self, api_version: str, kind: str) -> Resource:
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply one object as the operator's field manager."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        result = self._dynamic.server_side_apply(
+            resource,
+            body=manifest,
+            namespace=manifest["metadata"]["namespace"],
+            field_manager=naming.FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return result.to_dict()  # type: ignore[no-any-return]
+
+    def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        resource = self._resource(api_version, kind)
+        listing = self._dynamic.get(resource, namespace=namespace, label_selector=label_selector)
+        items = listing.to_dict().get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items  # type: ignore[no-any-return]
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete one object if it is still the one with `uid`."""
+        resource = self._resource(api_version, kind)
+        # Gone already, or replaced by another object of the same name (UID conflict).
+        with contextlib.suppress(NotFoundError, ConflictError):
+            self._dynamic.delete(
+                resource,
+                name=name,
+                namespace=namespace,
+                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+            )
+
+    def get_bento_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        resource = self._resource(naming.API_VERSION, naming.KIND)
+        try:
+            return self._dynamic.get(resource, name=name, namespace=namespace).to_dict()  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource of a BentoDeployment."""
+        resource = self._resource(naming.API_VERSION, naming.KIND).subresources["status"]
+        self._dynamic.patch(
+            resource,
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )

@@ -1,0 +1,492 @@
+"""The BentoDeployment spec: pydantic models, the single source of truth of the CRD.
+
+Field names follow Yatai's `serving.yatai.ai/v2alpha1` BentoDeployment where
+they fit (`resources.requests.cpu`, `autoscaling.minReplicas`, `envs`,
+`runners[].name`, `ingress.enabled`, `extraPodMetadata`, `extraPodSpec`), so
+a Yatai manifest moves over by replacing `bento:` with `image:` + `service:`.
+
+Runner names are the names the Python `Runner(name=...)` declares, so they may
+hold underscores (Yatai's sample uses `model_runner_a`); object names use the
+DNS-1123 form (`model-runner-a`), and two runners whose names collide in that
+form are rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from kubento_operator import naming
+
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+RUNNER_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
+SERVICE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+RESOURCE_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+DEPLOYMENT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_RUNNERS = 32
+RESERVED_ENV_PREFIX = "KUBENTO_"
+
+
+class SpecError(ValueError):
+    """A BentoDeployment the operator cannot honour; `field` is the dotted path to blame."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _int_or_string(pattern: str, description: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": pattern,
+            "x-kubernetes-int-or-string": True,
+            "description": description,
+        }
+    )
+
+
+def _check_quantity(value: object) -> str:
+    if not isinstance(value, int | str) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    text = str(value)
+    if not re.match(QUANTITY_PATTERN, text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    return text
+
+
+def _check_count(value: object) -> int:
+    if not isinstance(value, int | str) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number of devices")
+    text = str(value)
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is not a whole number of devices")
+    return int(text)
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_check_quantity),
+    _int_or_string(QUANTITY_PATTERN, "A Kubernetes quantity, e.g. 500m, 2, 512Mi."),
+]
+GpuCount = Annotated[
+    int,
+    BeforeValidator(_check_count),
+    _int_or_string(r"^[0-9]+$", "Number of NVIDIA GPUs (nvidia.com/gpu)."),
+]
+IntOrPercent = Annotated[
+    int | str,
+    _int_or_string(r"^[0-9]+%?$", "An absolute number or a percentage, e.g. 1 or 25%."),
+]
+FreeObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+class Model(BaseModel):
+    """Base: camelCase field names, unknown fields rejected (they are typos)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+
+class ResourceList(Model):
+    """Amounts of compute resources."""
+
+    cpu: Quantity | None = None
+    """CPU, e.g. 500m or 2."""
+    memory: Quantity | None = None
+    """Memory, e.g. 512Mi or 2Gi."""
+    gpu: GpuCount | None = None
+    """Number of NVIDIA GPUs; set in both requests and limits of the container."""
+    custom: dict[Annotated[str, Field(pattern=RESOURCE_NAME_PATTERN, max_length=253)], Quantity] = (
+        Field(default_factory=dict, max_length=16)
+    )
+    """Any other resource by its full name, e.g. nvidia.com/mig-1g.10gb: "1"."""
+
+
+class Resources(Model):
+    """Requests and limits of one component's container."""
+
+    requests: ResourceList | None = None
+    """What the scheduler reserves; CPU requests default to 250m so the autoscaler can work."""
+    limits: ResourceList | None = None
+    """The most the container may use."""
+
+    @model_validator(mode="after")
+    def _gpus_agree(self) -> Resources:
+        wanted = self.requests.gpu if self.requests else None
+        capped = self.limits.gpu if self.limits else None
+        if wanted is not None and capped is not None and wanted != capped:
+            raise ValueError(
+                f"requests.gpu ({wanted}) and limits.gpu ({capped}) differ; GPUs cannot be "
+                "overcommitted, set one of them or the same number in both"
+            )
+        return self
+
+
+class Autoscaling(Model):
+    """A HorizontalPodAutoscaler (autoscaling/v2) for one component."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must be less than or equal to maxReplicas",
+                    "fieldPath": ".minReplicas",
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    """Fewest pods."""
+    max_replicas: int = Field(ge=1, le=1000)
+    """Most pods."""
+    metrics: list[FreeObject] | None = None
+    """autoscaling/v2 MetricSpecs; default: 80% average CPU utilization."""
+    behavior: FreeObject | None = None
+    """autoscaling/v2 HorizontalPodAutoscalerBehavior (scale-up/down policies)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must be less than or equal to "
+                f"maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class EnvVar(Model):
+    """An environment variable of the component's container."""
+
+    name: str = Field(pattern=ENV_NAME_PATTERN, max_length=256)
+    """Variable name; names starting with KUBENTO_ are set by the operator."""
+    value: str | None = None
+    """Literal value."""
+    value_from: FreeObject | None = None
+    """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef ...)."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith(RESERVED_ENV_PREFIX):
+            raise ValueError(
+                f"{value} is reserved: variables starting with KUBENTO_ are set by the operator"
+            )
+        return value
+
+
+def _unique_env_names(envs: list[EnvVar]) -> list[EnvVar]:
+    seen: set[str] = set()
+    for env in envs:
+        if env.name in seen:
+            raise ValueError(f"environment variable {env.name} is listed twice")
+        seen.add(env.name)
+    return envs
+
+
+class ProbeTiming(Model):
+    """Timing of one probe; the endpoint is fixed by the runtime contract."""
+
+    initial_delay_seconds: int | None = Field(default=None, ge=0)
+    period_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    failure_threshold: int | None = Field(default=None, ge=1)
+
+
+class Probes(Model):
+    """Probe timing overrides, e.g. a long startup probe for a slow model load."""
+
+    startup: ProbeTiming | None = None
+    """Default: every 5s, up to 60 failures (5 minutes to load the model)."""
+    readiness: ProbeTiming | None = None
+    """Default: every 5s, 3 failures."""
+    liveness: ProbeTiming | None = None
+    """Default: every 10s, 3 failures."""
+
+
+class Strategy(Model):
+    """Rolling update of the component's Deployment."""
+
+    max_surge: IntOrPercent | None = None
+    """Extra pods during a rollout; default 25%, or 0 when the component uses GPUs."""
+    max_unavailable: IntOrPercent | None = None
+    """Missing pods during a rollout; default 25%, or 1 when the component uses GPUs."""
+
+
+class ExtraPodMetadata(Model):
+    """Labels and annotations added to the component's pods."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ExtraPodSpec(Model):
+    """Pod spec fields passed through to the component's pods."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[FreeObject] = Field(default_factory=list)
+    affinity: FreeObject | None = None
+    topology_spread_constraints: list[FreeObject] = Field(default_factory=list)
+    service_account_name: str | None = None
+    priority_class_name: str | None = None
+    runtime_class_name: str | None = None
+    volumes: list[FreeObject] = Field(default_factory=list)
+    volume_mounts: list[FreeObject] = Field(default_factory=list)
+    """Mounts added to the component's container."""
+
+
+class Component(Model):
+    """What the API server and each runner have in common."""
+
+    resources: Resources | None = None
+    """Container resources."""
+    autoscaling: Autoscaling | None = None
+    """Horizontal autoscaling; without it the component runs one pod and no HPA."""
+    envs: list[EnvVar] = Field(default_factory=list)
+    """Extra environment variables."""
+    probes: Probes | None = None
+    """Probe timing overrides."""
+    strategy: Strategy | None = None
+    """Rollout override."""
+    extra_pod_metadata: ExtraPodMetadata | None = None
+    """Extra pod labels and annotations."""
+    extra_pod_spec: ExtraPodSpec | None = None
+    """Extra pod spec fields."""
+
+    _envs_unique = field_validator("envs")(_unique_env_names)
+
+
+class Batching(Model):
+    """Adaptive batching overrides; unset values keep what the Runner declares."""
+
+    max_batch_size: int | None = Field(default=None, ge=1)
+    """Largest batch the runner forms."""
+    max_latency_ms: int | None = Field(default=None, ge=1)
+    """Latency budget of a request, queueing included."""
+    max_queue_size: int | None = Field(default=None, ge=0)
+    """Requests waiting before new ones are shed."""
+    timeout_ms: int | None = Field(default=None, ge=1)
+    """Deadline of a call to the runner."""
+
+
+class RunnerSpec(Component):
+    """One runner: its own Deployment, headless Service and HPA."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=RUNNER_NAME_PATTERN)
+    """The Runner's name as declared in the service (underscores allowed)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes per pod."""
+    batching: Batching | None = None
+    """Batching overrides."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_api(cls, value: str) -> str:
+        if naming.dns_label(value) == naming.API_COMPONENT:
+            raise ValueError("'api' names the API server's objects; choose another runner name")
+        return value
+
+
+class TLS(Model):
+    """TLS for the Ingress host."""
+
+    secret_name: str = Field(min_length=1, max_length=253)
+    """Secret holding tls.crt and tls.key."""
+
+
+class Ingress(Model):
+    """An Ingress (networking.k8s.io/v1) in front of the API Service."""
+
+    enabled: bool = False
+    class_name: str | None = None
+    """IngressClass name."""
+    host: str | None = Field(default=None, max_length=253)
+    """Host name; none matches every host."""
+    path: str = Field(default="/", pattern=r"^/")
+    """Path prefix routed to the API."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    tls: TLS | None = None
+
+    @model_validator(mode="after")
+    def _tls_needs_host(self) -> Ingress:
+        if self.tls is not None and not self.host:
+            raise ValueError("tls needs a host")
+        return self
+
+
+class LocalObjectReference(Model):
+    name: str = Field(min_length=1, max_length=253)
+
+
+class BentoDeploymentSpec(Component):
+    """A served application: one API server Deployment plus one Deployment per runner.
+
+    Top-level resources, autoscaling, envs, probes and extra pod fields apply to
+    the API server; each runner carries its own.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.runners) || self.runners.all(r, self.runners.exists_one("
+                    "s, s.name.replace('_', '-') == r.name.replace('_', '-')))",
+                    "message": "runner names must be unique (after '_' -> '-')",
+                    "fieldPath": ".runners",
+                }
+            ]
+        }
+    )
+
+    image: str = Field(min_length=1, max_length=1024)
+    """Container image with the service code, built on the Kubento runtime image."""
+    service: str = Field(pattern=SERVICE_PATTERN, max_length=256)
+    """Import path `module:attribute` of the kubento Service."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
+    runners: list[RunnerSpec] = Field(default_factory=list, max_length=MAX_RUNNERS)
+    """The service's runners; each gets its own pods."""
+    ingress: Ingress | None = None
+
+    @field_validator("runners")
+    @classmethod
+    def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
+        seen: dict[str, str] = {}
+        for runner in runners:
+            label = naming.dns_label(runner.name)
+            if label in seen:
+                raise ValueError(
+                    f"runner names must be unique: {runner.name!r} and {seen[label]!r} "
+                    f"both name objects {label!r}"
+                )
+            seen[label] = runner.name
+        return runners
+
+
+class Condition(Model):
+    """A metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str
+
+
+class ComponentStatus(Model):
+    """Replica counts of one component's Deployment."""
+
+    name: str
+    """`api` or the runner's name."""
+    deployment: str
+    """Name of the Deployment."""
+    replicas: int = 0
+    ready_replicas: int = 0
+    updated_replicas: int = 0
+    available_replicas: int = 0
+    desired_replicas: int = 0
+
+
+class BentoDeploymentStatus(Model):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = None
+    """The spec generation the operator last applied."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing and Degraded."""
+    api: ComponentStatus | None = None
+    runners: list[ComponentStatus] = Field(default_factory=list)
+    endpoint: str | None = None
+    """Where the API answers: the Ingress URL or the in-cluster Service URL."""
+    ready_components: str | None = None
+    """Ready components / all components, e.g. 2/3."""
+    api_replicas: str | None = None
+    """Ready / desired API pods, e.g. 3/3."""
+    runners_ready: str | None = None
+    """Ready runners / all runners, e.g. 1/2."""
+
+
+class ObjectMeta(BaseModel):
+    """The metadata render() needs; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(
+        min_length=1, max_length=naming.MAX_NAME_LENGTH, pattern=DEPLOYMENT_NAME_PATTERN
+    )
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+
+
+class BentoDeployment(BaseModel):
+    """A whole BentoDeployment object."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: ObjectMeta
+    spec: BentoDeploymentSpec
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def parse(obj: Mapping[str, Any]) -> BentoDeployment:
+    """Validate a BentoDeployment object; raise SpecError naming the first bad field."""
+    if not isinstance(obj, Mapping):
+        raise SpecError("<root>", f"expected a BentoDeployment object, got {type(obj).__name__}")
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if api_version is not None and api_version != naming.API_VERSION:
+        raise SpecError("apiVersion", f"expected {naming.API_VERSION}, got {api_version!r}")
+    if kind is not None and kind != naming.KIND:
+        raise SpecError("kind", f"expected {naming.KIND}, got {kind!r}")
+    try:
+        return BentoDeployment.model_validate(obj)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        more = exc.error_count() - 1
+        if more:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise SpecError(_path(error["loc"]) or "<root>", message) from None

@@ -1,0 +1,334 @@
+"""Status of a BentoDeployment, computed from its child Deployments and Pods.
+
+A pure function: the reconciler lists the children and passes them in as
+dicts, so every condition reason is unit-tested from fixtures. Conditions
+follow metav1.Condition, so `kubectl wait --for=condition=Ready bd/NAME` works:
+
+- Ready: the current spec is applied and every component has its desired
+  number of available pods.
+- Progressing: a spec is being applied or a rollout is under way.
+- Degraded: something needs a human: an invalid spec, a failed apply, or pods
+  in CrashLoopBackOff, ImagePullBackOff, Unschedulable (with the scheduler's
+  message) and the like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubento_operator import naming, spec
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+# Pod container waiting reasons that will not fix themselves, most urgent first.
+WAITING_REASONS = (
+    "InvalidImageName",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+)
+UNSCHEDULABLE = "Unschedulable"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One component the spec asks for."""
+
+    name: str
+    """`api` or the runner's name."""
+    deployment: str
+    """Name of its Deployment."""
+    runner: bool
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A reason and message for the Degraded condition."""
+
+    reason: str
+    message: str
+
+
+def desired_components(bd: spec.BentoDeployment) -> list[Desired]:
+    name = bd.metadata.name
+    return [Desired(naming.API_COMPONENT, naming.api_name(name), runner=False)] + [
+        Desired(runner.name, naming.runner_name(name, runner.name), runner=True)
+        for runner in bd.spec.runners
+    ]
+
+
+def _get(obj: Mapping[str, Any], *path: str) -> Any:
+    value: Any = obj
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _count(deployment: Mapping[str, Any], field: str) -> int:
+    return int(_get(deployment, "status", field) or 0)
+
+
+def _desired_replicas(deployment: Mapping[str, Any]) -> int:
+    replicas = _get(deployment, "spec", "replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def component_status(desired: Desired, deployment: Mapping[str, Any] | None) -> dict[str, Any]:
+    if deployment is None:
+        return {"name": desired.name, "deployment": desired.deployment}
+    return {
+        "name": desired.name,
+        "deployment": desired.deployment,
+        "replicas": _count(deployment, "replicas"),
+        "readyReplicas": _count(deployment, "readyReplicas"),
+        "updatedReplicas": _count(deployment, "updatedReplicas"),
+        "availableReplicas": _count(deployment, "availableReplicas"),
+        "desiredReplicas": _desired_replicas(deployment),
+    }
+
+
+def _available(deployment: Mapping[str, Any] | None) -> bool:
+    if deployment is None:
+        return False
+    return _count(deployment, "availableReplicas") >= max(_desired_replicas(deployment), 1)
+
+
+def _rolled_out(deployment: Mapping[str, Any]) -> bool:
+    """The Deployment controller has seen the spec and every pod runs it and is available."""
+    generation = _get(deployment, "metadata", "generation")
+    observed = _get(deployment, "status", "observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
+        return False
+    desired = _desired_replicas(deployment)
+    return (
+        _count(deployment, "updatedReplicas") >= desired
+        and _count(deployment, "replicas") <= _count(deployment, "updatedReplicas")
+        and _count(deployment, "availableReplicas") >= desired
+    )
+
+
+def _deployment_condition(deployment: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for condition in _get(deployment, "status", "conditions") or []:
+        if condition.get("type") == kind:
+            return condition  # type: ignore[no-any-return]
+    return None
+
+
+def _pod_component(pod: Mapping[str, Any], components: Sequence[Desired]) -> Desired | None:
+    labels = _get(pod, "metadata", "labels") or {}
+    kind = labels.get(naming.LABEL_KUBENTO_COMPONENT)
+    runner = labels.get(naming.LABEL_RUNNER)
+    for desired in components:
+        if desired.runner and kind == naming.RUNNER_COMPONENT and runner == desired.name:
+            return desired
+        if not desired.runner and kind == naming.API_COMPONENT:
+            return desired
+    return None
+
+
+def _pod_problems(pod: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with one pod, in the order of WAITING_REASONS then Unschedulable."""
+    pod_name = _get(pod, "metadata", "name")
+    found: list[Problem] = []
+    statuses = (_get(pod, "status", "initContainerStatuses") or []) + (
+        _get(pod, "status", "containerStatuses") or []
+    )
+    for container in statuses:
+        waiting = _get(container, "state", "waiting") or {}
+        reason = waiting.get("reason")
+        if reason not in WAITING_REASONS:
+            continue
+        detail = waiting.get("message") or reason
+        last = _get(container, "lastState", "terminated")
+        if reason == "CrashLoopBackOff" and last:
+            detail = (
+                f"last exit code {last.get('exitCode')} ({last.get('reason', 'Error')}), "
+                f"{container.get('restartCount', 0)} restarts"
+            )
+        found.append(Problem(reason, f"pod {pod_name} container {container.get('name')}: {detail}"))
+    for condition in _get(pod, "status", "conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == UNSCHEDULABLE
+        ):
+            found.append(Problem(UNSCHEDULABLE, f"pod {pod_name}: {condition.get('message', '')}"))
+    return found
+
+
+def _rank(problem: Problem) -> int:
+    order = (*WAITING_REASONS, UNSCHEDULABLE)
+    return order.index(problem.reason) if problem.reason in order else len(order)
+
+
+def find_problems(
+    components: Sequence[Desired],
+    deployments: Mapping[str, Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+) -> list[Problem]:
+    """Problems of the children, most urgent first, one per component and reason."""
+    found: dict[tuple[str, str], tuple[Problem, int]] = {}
+    for pod in pods:
+        if _get(pod, "metadata", "deletionTimestamp"):
+            continue
+        owner = _pod_component(pod, components)
+        if owner is None:
+            continue
+        for problem in _pod_problems(pod):
+            key = (owner.name, problem.reason)
+            first, count = found.get(key, (problem, 0))
+            found[key] = (first, count + 1)
+    problems = [
+        Problem(
+            first.reason,
+            f"{name}: {first.message}" + (f" (and {count - 1} more pods)" if count > 1 else ""),
+        )
+        for (name, _), (first, count) in found.items()
+    ]
+    for desired in components:
+        deployment = deployments.get(desired.deployment)
+        if deployment is None:
+            continue
+        progress = _deployment_condition(deployment, "Progressing")
+        if progress and progress.get("reason") == "ProgressDeadlineExceeded":
+            problems.append(
+                Problem(
+                    "ProgressDeadlineExceeded", f"{desired.name}: {progress.get('message', '')}"
+                )
+            )
+        failure = _deployment_condition(deployment, "ReplicaFailure")
+        if failure and failure.get("status") == "True":
+            problems.append(
+                Problem(
+                    str(failure.get("reason") or "ReplicaFailure"),
+                    f"{desired.name}: {failure.get('message', '')}",
+                )
+            )
+    return sorted(problems, key=_rank)
+
+
+def _condition(
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: Sequence[Mapping[str, Any]],
+    now: str,
+) -> dict[str, Any]:
+    text = "True" if status else "False"
+    since = now
+    for old in previous:
+        if old.get("type") == kind and old.get("status") == text and old.get("lastTransitionTime"):
+            since = old["lastTransitionTime"]
+    condition: dict[str, Any] = {
+        "type": kind,
+        "status": text,
+        "reason": reason,
+        "message": message[:32768],
+        "lastTransitionTime": since,
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def compute_status(
+    *,
+    generation: int | None,
+    observed_generation: int | None,
+    components: Sequence[Desired],
+    deployments: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    problem: Problem | None = None,
+    endpoint: str | None = None,
+    previous_conditions: Sequence[Mapping[str, Any]] = (),
+    now: str,
+) -> dict[str, Any]:
+    """The `status` of a BentoDeployment.
+
+    `observed_generation` is the spec generation the operator last acted on, applied or
+    rejected (None: never); `problem` is what it hit doing so (invalid spec, failed apply);
+    `now` is the RFC 3339 time stamped on conditions that change.
+    """
+    by_name = {_get(d, "metadata", "name"): d for d in deployments}
+    problems = ([problem] if problem else []) + find_problems(components, by_name, pods)
+    applied = observed_generation is not None and observed_generation == generation
+
+    waiting: list[str] = []
+    rolling: list[str] = []
+    for desired in components:
+        deployment = by_name.get(desired.deployment)
+        if deployment is None:
+            waiting.append(f"{desired.name} (no Deployment yet)")
+            rolling.append(desired.name)
+            continue
+        if not _available(deployment):
+            waiting.append(
+                f"{desired.name} ({_count(deployment, 'availableReplicas')}/"
+                f"{_desired_replicas(deployment)} available)"
+            )
+        if not _rolled_out(deployment):
+            rolling.append(desired.name)
+
+    ready_count = sum(_available(by_name.get(d.deployment)) for d in components)
+    is_ready = applied and bool(components) and not waiting and problem is None
+    if is_ready:
+        ready = (True, "AllComponentsReady", f"{ready_count}/{len(components)} components ready")
+    elif problems:
+        ready = (False, problems[0].reason, problems[0].message)
+    elif not applied:
+        ready = (False, "Applying", "the current spec has not been applied yet")
+    else:
+        ready = (False, "ComponentsNotReady", "waiting for " + ", ".join(waiting))
+
+    deadline = next((p for p in problems if p.reason == "ProgressDeadlineExceeded"), None)
+    if deadline is not None:
+        progressing = (False, deadline.reason, deadline.message)
+    elif problem is not None:
+        progressing = (False, problem.reason, problem.message)
+    elif not applied:
+        progressing = (True, "Applying", "applying the current spec")
+    elif rolling:
+        progressing = (True, "RollingOut", "rolling out " + ", ".join(rolling))
+    else:
+        progressing = (False, "RolloutComplete", "every component runs the current spec")
+
+    if problems:
+        degraded = (True, problems[0].reason, "; ".join(p.message for p in problems))
+    else:
+        degraded = (False, "Healthy", "no problems found")
+
+    conditions = [
+        _condition(kind, *values, observed_generation, previous_conditions, now)
+        for kind, values in ((READY, ready), (PROGRESSING, progressing), (DEGRADED, degraded))
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": observed_generation,
+        "conditions": conditions,
+    }
+    if components:
+        api = [d for d in components if not d.runner]
+        runners = [d for d in components if d.runner]
+        status["api"] = component_status(api[0], by_name.get(api[0].deployment))
+        status["runners"] = [component_status(d, by_name.get(d.deployment)) for d in runners]
+        ready_runners = sum(_available(by_name.get(d.deployment)) for d in runners)
+        status["readyComponents"] = f"{ready_count}/{len(components)}"
+        status["apiReplicas"] = (
+            f"{status['api'].get('readyReplicas', 0)}/{status['api'].get('desiredReplicas', 0)}"
+        )
+        status["runnersReady"] = f"{ready_runners}/{len(runners)}"
+    if endpoint is not None:
+        status["endpoint"] = endpoint
+    if status["observedGeneration"] is None:
+        del status["observedGeneration"]
+    return status
