@@ -1,0 +1,821 @@
+"""Adaptive batching: where a runner decides which callers' rows go into one model call.
+
+Three layers, each usable alone:
+
+- row helpers (`count_rows`, `take_rows`, `join_rows`, `split_rows`) that cut and
+  glue numpy arrays along a batch dimension, or python lists;
+- `BatchPolicy`, the pure decision core: admission, FIFO batch formation and the
+  wait-for-more-rows decision, driven by an injected clock so it is tested
+  without sleeping;
+- `Dispatcher`, the asyncio engine a runner worker puts in front of each
+  batchable method: woken only by arrivals, completions and one deadline timer.
+
+Timing words used below: the *batching budget* (`max_latency_ms`) bounds how
+long a request may wait in the queue before its rows start running; the
+*deadline* (from the gRPC deadline and/or `timeout_ms`) bounds when its answer
+must be ready. They are separate knobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+from kubento.latency import ArrivalRate, LatencyModel
+
+if TYPE_CHECKING:
+    from kubento.contract import BatchingOverrides
+
+Clock = Callable[[], float]
+
+
+# -- configuration and errors ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Batching knobs of one runner method.
+
+    `max_queue_size` counts queued *rows* (not requests), since rows are what
+    cost memory and model time; 0 disables the bound. `timeout_ms` is the
+    request timeout applied when the caller sends no earlier deadline; None
+    means no timeout.
+    """
+
+    max_batch_size: int = 100
+    max_latency_ms: float = 10_000
+    max_queue_size: int = 1024
+    timeout_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int):
+            raise TypeError(f"max_batch_size must be an int, got {self.max_batch_size!r}")
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if not self.max_latency_ms > 0:
+            raise ValueError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
+        if self.max_queue_size < 0:
+            raise ValueError(
+                f"max_queue_size must be >= 0 (0 = unbounded), got {self.max_queue_size}"
+            )
+        if self.timeout_ms is not None and not self.timeout_ms > 0:
+            raise ValueError(f"timeout_ms must be > 0 or None, got {self.timeout_ms}")
+
+    def with_overrides(self, overrides: BatchingOverrides) -> BatchingConfig:
+        """This config with every knob the deployment sets (not None) replaced."""
+        changes: dict[str, Any] = {
+            key: getattr(overrides, key)
+            for key in ("max_batch_size", "max_latency_ms", "max_queue_size", "timeout_ms")
+            if getattr(overrides, key) is not None
+        }
+        return replace(self, **changes) if changes else self
+
+
+class Rejected(Exception):
+    """Admission control turned a request away; `retry_after_s` hints when to retry."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(Rejected):
+    """The queue is full (gRPC RESOURCE_EXHAUSTED, HTTP 429)."""
+
+
+class DeadlineUnmeetable(Rejected):
+    """The request cannot be served within its budget or deadline (gRPC UNAVAILABLE, HTTP 503)."""
+
+
+class BatchOutputError(ValueError):
+    """The batched function returned something that cannot be split back per caller."""
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+def _row_count(value: Any, dim: int, what: str) -> int:
+    if isinstance(value, np.ndarray):
+        if value.ndim <= dim:
+            raise ValueError(
+                f"{what} has shape {value.shape}: no batch dimension {dim} "
+                f"(batch_dim needs at least {dim + 1} dimensions)"
+            )
+        return int(value.shape[dim])
+    if isinstance(value, list):
+        if dim != 0:
+            raise ValueError(f"{what} is a list: lists batch along dimension 0 only, not {dim}")
+        return len(value)
+    raise TypeError(
+        f"{what} is a {type(value).__name__}: batchable methods take numpy arrays or lists"
+    )
+
+
+def count_rows(args: Sequence[Any], dim: int) -> tuple[int, Hashable]:
+    """Rows along `dim` shared by every argument, and a signature of their layout.
+
+    Two requests with equal signatures (same kinds, dtypes and non-batch shape)
+    can be concatenated into one batch; different ones never share a batch, so
+    one malformed caller cannot fail the others' call.
+    """
+    if not args:
+        raise TypeError("a batchable call needs at least one argument")
+    rows = -1
+    signature: list[Hashable] = []
+    for index, value in enumerate(args):
+        n = _row_count(value, dim, f"argument {index}")
+        if rows == -1:
+            rows = n
+        elif n != rows:
+            raise ValueError(
+                f"argument {index} has {n} rows along batch dimension {dim}, "
+                f"argument 0 has {rows}: every batched argument needs the same row count"
+            )
+        if isinstance(value, np.ndarray):
+            signature.append((value.dtype.str, value.shape[:dim] + value.shape[dim + 1 :]))
+        else:
+            signature.append("list")
+    if rows == 0:
+        raise ValueError(f"the call has 0 rows along batch dimension {dim}: send at least one row")
+    return rows, tuple(signature)
+
+
+def take_rows(value: Any, start: int, stop: int, dim: int) -> Any:
+    """Rows start:stop of one value along `dim` (a view for arrays)."""
+    if isinstance(value, np.ndarray):
+        index = (slice(None),) * dim + (slice(start, stop),)
+        return value[index]
+    return value[start:stop]
+
+
+def join_rows(pieces: Sequence[Any], dim: int) -> Any:
+    """Concatenate pieces along `dim`; lists stay lists, anything else becomes an array."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if all(isinstance(piece, list) for piece in pieces):
+        joined: list[Any] = []
+        for piece in pieces:
+            joined.extend(piece)
+        return joined
+    return np.concatenate(pieces, axis=dim)
+
+
+def split_rows(output: Any, sizes: Sequence[int], dim: int) -> list[Any]:
+    """Cut a batched output (a value or a tuple of values) into consecutive row groups."""
+    total = sum(sizes)
+    if isinstance(output, tuple):
+        columns = [split_rows(item, sizes, dim) for item in output]
+        return [tuple(column[i] for column in columns) for i in range(len(sizes))]
+    try:
+        rows = _row_count(output, dim, "the batched output")
+    except (TypeError, ValueError) as exc:
+        raise BatchOutputError(f"{exc}; it cannot be split back to the callers") from None
+    if rows != total:
+        raise BatchOutputError(
+            f"the batched output has {rows} rows along dimension {dim} for a batch of {total} "
+            "input rows: a batchable method must return one output row per input row"
+        )
+    pieces = []
+    start = 0
+    for size in sizes:
+        pieces.append(take_rows(output, start, start + size, dim))
+        start += size
+    return pieces
+
+
+# -- the policy core ----------------------------------------------------------------------------
+
+
+PAUSE_GAPS = 4.0
+"""Arrivals count as paused after this many typical inter-arrival gaps without one."""
+MIN_PAUSE_S = 0.0001
+GAP_WINDOW = 16
+"""Recent per-row inter-arrival gaps kept; their median is the typical gap."""
+
+
+class Request:
+    """One caller's rows in the queue, and (for the Dispatcher) where their results go."""
+
+    __slots__ = (
+        "args",
+        "budget",
+        "deadline",
+        "done_rows",
+        "dropped",
+        "enqueued",
+        "future",
+        "pieces",
+        "rows",
+        "signature",
+        "taken",
+    )
+
+    def __init__(
+        self,
+        rows: int,
+        args: tuple[Any, ...],
+        signature: Hashable,
+        enqueued: float,
+        budget: float,
+        deadline: float | None,
+    ) -> None:
+        self.rows = rows
+        self.args = args
+        self.signature = signature
+        self.enqueued = enqueued
+        self.budget = budget
+        self.deadline = deadline
+        self.taken = 0
+        self.dropped = False
+        self.future: asyncio.Future[Any] | None = None
+        self.pieces: list[tuple[int, Any]] = []
+        self.done_rows = 0
+
+    def __repr__(self) -> str:
+        return f"<Request rows={self.rows} taken={self.taken} dropped={self.dropped}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Rows start:stop of one request, placed in a batch."""
+
+    request: Request
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(eq=False)
+class Batch:
+    parts: list[Part]
+    size: int
+    started: float
+
+
+@dataclass
+class Decision:
+    """What to do now: run `batch` (then decide again), or sleep until `wake_at`.
+
+    `expired` requests passed their deadline while queued; fail them.
+    """
+
+    batch: Batch | None = None
+    wake_at: float | None = None
+    expired: list[Request] = field(default_factory=list)
+
+
+class BatchPolicy:
+    """The batching decisions, free of asyncio: feed it events, ask what to do.
+
+    FIFO: rows leave the queue in arrival order; a batch takes the longest run
+    of compatible rows from the head (splitting a request across batches when
+    it does not fit), and never skips ahead. At most `concurrency` batches run
+    at once.
+    """
+
+    def __init__(
+        self,
+        config: BatchingConfig,
+        *,
+        concurrency: int = 1,
+        clock: Clock = time.monotonic,
+        latency: LatencyModel | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.config = config
+        self.concurrency = concurrency
+        self.clock = clock
+        self.latency = latency or LatencyModel(config.max_batch_size)
+        self.arrivals = ArrivalRate()
+        self.queued_rows = 0
+        self.in_flight: list[Batch] = []
+        self.closing = False
+        self._queue: deque[Request] = deque()
+        self._budget_s = config.max_latency_ms / 1000
+        self._timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1000
+        self._gaps: deque[float] = deque(maxlen=GAP_WINDOW)
+        self._typical_gap: float | None = None
+        self._last_arrival: float | None = None
+        # The head run: untaken rows of the compatible requests at the head of
+        # the queue, maintained on arrival, recomputed when a batch leaves.
+        self._head_rows = 0
+        self._head_closed = False
+        self._head_deadline: float | None = None
+
+    # events
+
+    def admit(
+        self,
+        rows: int,
+        args: tuple[Any, ...] = (),
+        signature: Hashable = None,
+        deadline: float | None = None,
+    ) -> Request:
+        """Queue a request of `rows` rows, or reject it now."""
+        now = self.clock()
+        if self.closing:
+            raise DeadlineUnmeetable("the runner is shutting down", retry_after_s=1.0)
+        limit = self.config.max_queue_size
+        if limit and self.queued_rows + rows > limit:
+            if rows > limit:
+                raise Overloaded(
+                    f"the request has {rows} rows, more than the queue holds "
+                    f"(max_queue_size={limit}): send it in smaller requests"
+                )
+            raise Overloaded(
+                f"the batching queue is full ({self.queued_rows} of {limit} rows queued)",
+                retry_after_s=self._drain_time(self.queued_rows + rows - limit) or 1.0,
+            )
+        if self._timeout_s is not None:
+            timeout = now + self._timeout_s
+            deadline = timeout if deadline is None else min(deadline, timeout)
+        if deadline is not None and deadline <= now:
+            raise DeadlineUnmeetable("the request's deadline has already passed", retry_after_s=0)
+        forecast = self._forecast(rows, now)
+        if forecast is not None:
+            start, finish = forecast
+            if start - now > self._budget_s:
+                raise DeadlineUnmeetable(
+                    f"the queue would hold this request for about {(start - now) * 1000:.0f} ms, "
+                    f"over the batching budget max_latency_ms={self.config.max_latency_ms:g}",
+                    retry_after_s=start - now - self._budget_s,
+                )
+            if deadline is not None and finish > deadline:
+                raise DeadlineUnmeetable(
+                    f"the answer would take about {(finish - now) * 1000:.0f} ms, "
+                    f"past the request's deadline in {(deadline - now) * 1000:.0f} ms",
+                    retry_after_s=finish - deadline,
+                )
+        self._record_arrival(now, rows)
+        request = Request(rows, args, signature, now, now + self._budget_s, deadline)
+        self._queue.append(request)
+        self.queued_rows += rows
+        self._extend_head(request)
+        return request
+
+    def drop(self, request: Request) -> bool:
+        """Forget the untaken rows of a cancelled or failed request; True if any were queued."""
+        if not self._unqueue(request):
+            return False
+        self._recompute_head()
+        return True
+
+    def _unqueue(self, request: Request) -> bool:
+        if request.dropped:
+            return False
+        request.dropped = True
+        remaining = request.rows - request.taken
+        self.queued_rows -= remaining
+        return remaining > 0
+
+    def finish(self, batch: Batch, duration: float | None) -> None:
+        """A batch returned; `duration` is its model time, None if it failed."""
+        self.in_flight.remove(batch)
+        if duration is not None:
+            self.latency.observe(batch.size, duration)
+
+    def close(self) -> None:
+        """Admit nothing more and stop waiting for rows: drain the queue."""
+        self.closing = True
+
+    @property
+    def idle(self) -> bool:
+        return self.queued_rows == 0 and not self.in_flight
+
+    # decisions
+
+    def decide(self) -> Decision:
+        now = self.clock()
+        decision = Decision()
+        if len(self.in_flight) >= self.concurrency or self.queued_rows == 0:
+            return decision
+        self._expire_head(now, decision.expired)
+        if self.queued_rows == 0:
+            return decision
+        wake_at = None
+        if self._head_rows < self.config.max_batch_size and not self.closing:
+            wake_at = self._wait_until(now)
+        if wake_at is not None and wake_at > now:
+            decision.wake_at = wake_at
+        else:
+            decision.batch = self._form_batch(now, decision.expired)
+        return decision
+
+    def _wait_until(self, now: float) -> float | None:
+        """When to decide again if waiting for more rows pays off; None to run now.
+
+        Run now unless the next row is expected soon enough that adding it is
+        cheaper than making it wait for the next batch. With q rows queued, a
+        typical gap g between arrivals and T(n) the model time for n rows,
+        running now costs the next row a full extra batch T(m) (m: the rows
+        arriving meanwhile), while waiting costs each of the q+1 rows about
+        g + T(q+1) - T(q). Never wait past the head's batching budget or the
+        earliest deadline in the head run, and stop waiting once arrivals pause.
+        """
+        model = self.latency
+        gap = self._typical_gap
+        if gap is None or self._last_arrival is None or not model.trained:
+            return None
+        pause_at = self._last_arrival + max(PAUSE_GAPS * gap, MIN_PAUSE_S)
+        if now >= pause_at:
+            return None
+        q = self._head_rows
+        t_q = model.predict(q) or 0.0
+        t_more = model.predict(q + 1) or 0.0
+        next_rows = self.arrivals.rate(now) * t_q
+        t_next = model.predict(min(max(round(next_rows), 1), self.config.max_batch_size)) or 0.0
+        if (q + 1) * (gap + t_more - t_q) >= t_next:
+            return None
+        head = self._queue[0]
+        latest = head.budget
+        if self._head_deadline is not None:
+            latest = min(latest, self._head_deadline - t_more)
+        if now + gap > latest:
+            return None
+        return min(pause_at, latest)
+
+    def _forecast(self, rows: int, now: float) -> tuple[float, float] | None:
+        """(start of the first, end of the last) of `rows` new rows; None while untrained.
+
+        Batches ahead are assumed full, each taking the earliest free slot.
+        """
+        model = self.latency
+        full = model.predict(self.config.max_batch_size)
+        if full is None:
+            return None
+        slots = sorted(
+            [
+                max(now, batch.started + (model.predict(batch.size) or 0.0))
+                for batch in self.in_flight
+            ]
+            + [now] * (self.concurrency - len(self.in_flight))
+        )
+        size = self.config.max_batch_size
+        first = self.queued_rows // size
+        last = (self.queued_rows + rows - 1) // size
+        last_rows = self.queued_rows + rows - last * size
+        start = slots[first % self.concurrency] + (first // self.concurrency) * full
+        finish = (
+            slots[last % self.concurrency]
+            + (last // self.concurrency) * full
+            + (model.predict(last_rows) or full)
+        )
+        return start, finish
+
+    def _drain_time(self, rows: int) -> float | None:
+        full = self.latency.predict(self.config.max_batch_size)
+        if full is None:
+            return None
+        batches = -(-rows // self.config.max_batch_size)
+        return batches * full / self.concurrency
+
+    # queue bookkeeping
+
+    def _record_arrival(self, now: float, rows: int) -> None:
+        if self._last_arrival is not None:
+            self._gaps.append((now - self._last_arrival) / rows)
+            self._typical_gap = statistics.median(self._gaps)
+        self._last_arrival = now
+        self.arrivals.record(now, rows)
+
+    def _extend_head(self, request: Request) -> None:
+        if self._head_closed:
+            return
+        head = self._queue[0]
+        if head is not request and request.signature != head.signature:
+            self._head_closed = True
+            return
+        self._head_rows += request.rows
+        if request.deadline is not None and (
+            self._head_deadline is None or request.deadline < self._head_deadline
+        ):
+            self._head_deadline = request.deadline
+        if self._head_rows >= self.config.max_batch_size:
+            self._head_closed = True
+
+    def _recompute_head(self) -> None:
+        queue = self._queue
+        while queue and (queue[0].dropped or queue[0].taken == queue[0].rows):
+            queue.popleft()
+        self._head_rows = 0
+        self._head_closed = False
+        self._head_deadline = None
+        if not queue:
+            return
+        signature = queue[0].signature
+        limit = self.config.max_batch_size
+        for request in queue:
+            if request.dropped:
+                continue
+            if request.signature != signature:
+                self._head_closed = True
+                return
+            self._head_rows += request.rows - request.taken
+            if request.deadline is not None and (
+                self._head_deadline is None or request.deadline < self._head_deadline
+            ):
+                self._head_deadline = request.deadline
+            if self._head_rows >= limit:
+                self._head_closed = True
+                return
+
+    def _expire_head(self, now: float, expired: list[Request]) -> None:
+        """Drop requests at the head whose deadline passed while they queued."""
+        queue = self._queue
+        changed = False
+        while queue:
+            request = queue[0]
+            if request.dropped or request.taken == request.rows:
+                queue.popleft()
+            elif request.deadline is not None and request.deadline <= now:
+                self._unqueue(request)
+                queue.popleft()
+                expired.append(request)
+                changed = True
+            else:
+                break
+        if changed:
+            self._recompute_head()
+
+    def _form_batch(self, now: float, expired: list[Request]) -> Batch:
+        queue = self._queue
+        limit = self.config.max_batch_size
+        parts: list[Part] = []
+        size = 0
+        signature = queue[0].signature
+        index = 0
+        while size < limit and index < len(queue):
+            request = queue[index]
+            index += 1
+            if request.dropped:
+                continue
+            if request.deadline is not None and request.deadline <= now:
+                self._unqueue(request)
+                expired.append(request)
+                continue
+            if request.signature != signature:
+                break
+            count = min(request.rows - request.taken, limit - size)
+            parts.append(Part(request, request.taken, request.taken + count))
+            request.taken += count
+            size += count
+        self.queued_rows -= size
+        batch = Batch(parts, size, now)
+        self.in_flight.append(batch)
+        self._recompute_head()
+        return batch
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+_LABELS = ("runner", "method")
+
+BATCH_SIZE = Histogram(
+    "kubento_runner_batch_size",
+    "Rows per model call made by the batching dispatcher.",
+    _LABELS,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+BATCH_DURATION = Histogram(
+    "kubento_runner_batch_duration_seconds",
+    "Duration of one batched model call.",
+    _LABELS,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_WAIT = Histogram(
+    "kubento_runner_queue_wait_seconds",
+    "Time from a request's admission until its first rows start running.",
+    _LABELS,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_DEPTH = Gauge(
+    "kubento_runner_queue_depth",
+    "Rows waiting in the batching queue.",
+    _LABELS,
+    multiprocess_mode="livesum",
+)
+REJECTIONS = Counter(
+    "kubento_runner_rejections",
+    "Requests turned away by admission control; reason is queue_full or deadline.",
+    (*_LABELS, "reason"),
+)
+
+
+# -- the asyncio engine -------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Batches concurrent `submit` calls into calls of `fn`.
+
+    `fn` is an async callable taking the batched positional arguments (arrays
+    concatenated along `batch_dim[0]`, or lists) and returning the batched
+    output (an array or list split along `batch_dim[1]`, or a tuple of them).
+    Each caller gets exactly its own rows back, or the exception of the batch
+    its rows ran in.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        config: BatchingConfig,
+        *,
+        batch_dim: tuple[int, int] = (0, 0),
+        name: str = "",
+        method: str = "",
+        concurrency: int = 1,
+        latency_prior: Mapping[int, float] | None = None,
+    ) -> None:
+        self._fn = fn
+        self._in_dim, self._out_dim = batch_dim
+        self.policy = BatchPolicy(
+            config,
+            concurrency=concurrency,
+            latency=LatencyModel(config.max_batch_size, prior=latency_prior),
+        )
+        self._clock = self.policy.clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drive_pending = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drained = asyncio.Event()
+        self._batch_size = BATCH_SIZE.labels(name, method)
+        self._batch_duration = BATCH_DURATION.labels(name, method)
+        self._queue_wait = QUEUE_WAIT.labels(name, method)
+        self._queue_depth = QUEUE_DEPTH.labels(name, method)
+        self._queue_full = REJECTIONS.labels(name, method, "queue_full")
+        self._deadline = REJECTIONS.labels(name, method, "deadline")
+
+    @property
+    def config(self) -> BatchingConfig:
+        return self.policy.config
+
+    async def submit(self, *args: Any, deadline: float | None = None) -> Any:
+        """Run this caller's rows in some batch; return exactly their output rows.
+
+        `deadline` is an absolute `time.monotonic()` time. Raises Overloaded or
+        DeadlineUnmeetable at once when admission control rejects the call.
+        """
+        rows, signature = count_rows(args, self._in_dim)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        try:
+            request = self.policy.admit(rows, args, signature, deadline)
+        except Overloaded:
+            self._queue_full.inc()
+            raise
+        except DeadlineUnmeetable:
+            self._deadline.inc()
+            raise
+        future: asyncio.Future[Any] = loop.create_future()
+        request.future = future
+        self._queue_depth.set(self.policy.queued_rows)
+        self._kick()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self.policy.drop(request):
+                self._kick()
+            raise
+
+    async def close(self) -> None:
+        """Reject new calls, run everything queued, wait for running batches, stop."""
+        self.policy.close()
+        self._kick()
+        if self._loop is not None:
+            await self._drained.wait()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # engine
+
+    def _kick(self) -> None:
+        """Decide once the current burst of events is processed (one loop iteration)."""
+        if not self._drive_pending:
+            self._drive_pending = True
+            asyncio.get_running_loop().call_soon(self._drive)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._drive()
+
+    def _drive(self) -> None:
+        self._drive_pending = False
+        policy = self.policy
+        while True:
+            decision = policy.decide()
+            for request in decision.expired:
+                self._fail(
+                    request,
+                    DeadlineUnmeetable("the request's deadline passed while it was queued"),
+                )
+            if decision.batch is None:
+                break
+            self._start(decision.batch)
+        self._arm(decision.wake_at)
+        self._queue_depth.set(policy.queued_rows)
+        if policy.closing and policy.idle:
+            self._drained.set()
+
+    def _arm(self, wake_at: float | None) -> None:
+        if wake_at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = wake_at
+        if wake_at is not None:
+            delay = max(0.0, wake_at - self._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _start(self, batch: Batch) -> None:
+        self._batch_size.observe(batch.size)
+        for part in batch.parts:
+            if part.start == 0:
+                self._queue_wait.observe(batch.started - part.request.enqueued)
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: Batch) -> None:
+        parts = batch.parts
+        try:
+            if len(parts) == 1 and parts[0].rows == parts[0].request.rows:
+                args = parts[0].request.args
+            else:
+                args = tuple(
+                    join_rows(
+                        [
+                            take_rows(p.request.args[i], p.start, p.stop, self._in_dim)
+                            for p in parts
+                        ],
+                        self._in_dim,
+                    )
+                    for i in range(len(parts[0].request.args))
+                )
+            started = self._clock()
+            output = await self._fn(*args)
+            duration = self._clock() - started
+            pieces = split_rows(output, [part.rows for part in parts], self._out_dim)
+        except Exception as exc:
+            self.policy.finish(batch, None)
+            for part in parts:
+                self._fail(part.request, exc)
+        except BaseException:
+            self.policy.finish(batch, None)
+            for part in parts:
+                self._fail(part.request, None)
+            raise
+        else:
+            self.policy.finish(batch, duration)
+            self._batch_duration.observe(duration)
+            for part, piece in zip(parts, pieces, strict=True):
+                self._deliver(part, piece)
+        finally:
+            self._kick()
+
+    def _deliver(self, part: Part, piece: Any) -> None:
+        request = part.request
+        future = request.future
+        if future is None or future.done():
+            return
+        request.pieces.append((part.start, piece))
+        request.done_rows += part.rows
+        if request.done_rows < request.rows:
+            return
+        pieces = [piece for _, piece in sorted(request.pieces, key=lambda item: item[0])]
+        request.pieces = []
+        if isinstance(pieces[0], tuple):
+            future.set_result(
+                tuple(
+                    join_rows([p[i] for p in pieces], self._out_dim) for i in range(len(pieces[0]))
+                )
+            )
+        else:
+            future.set_result(join_rows(pieces, self._out_dim))
+
+    def _fail(self, request: Request, exc: BaseException | None) -> None:
+        """Fail the caller (cancel it when exc is None) and unqueue its remaining rows."""
+        self.policy.drop(request)
+        request.pieces = []
+        future = request.future
+        if future is None or future.done():
+            return
+        if exc is None:
+            future.cancel()
+        else:
+            future.set_exception(exc)

@@ -1,0 +1,321 @@
+"""BatchPolicy: admission, FIFO batch formation and waiting, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+from kubento.batching import (
+    BatchingConfig,
+    BatchPolicy,
+    DeadlineUnmeetable,
+    Overloaded,
+    Request,
+)
+from kubento.latency import LatencyModel
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_policy(
+    clock: FakeClock,
+    *,
+    max_batch_size: int = 4,
+    max_latency_ms: float = 100,
+    max_queue_size: int = 1024,
+    timeout_ms: float | None = None,
+    latency: dict[int, float] | None = None,
+    concurrency: int = 1,
+) -> BatchPolicy:
+    config = BatchingConfig(
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+        max_queue_size=max_queue_size,
+        timeout_ms=timeout_ms,
+    )
+    model = LatencyModel(max_batch_size, prior=latency)
+    return BatchPolicy(config, clock=clock, latency=model, concurrency=concurrency)
+
+
+def rows_of(policy_batch_parts: list, requests: list[Request]) -> list[tuple[int, int, int]]:
+    """(request index, start, stop) of each part, for readable assertions."""
+    return [(requests.index(p.request), p.start, p.stop) for p in policy_batch_parts]
+
+
+def test_a_full_batch_dispatches_at_once() -> None:
+    clock = FakeClock()
+    # A trained model whose fixed cost makes waiting attractive: only a full batch runs now.
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.011})
+    requests = []
+    for _ in range(4):
+        requests.append(policy.admit(1, signature="s"))
+        clock.advance(0.0001)
+    decision = policy.decide()
+    assert decision.batch is not None
+    assert decision.batch.size == 4
+    assert rows_of(decision.batch.parts, requests) == [(0, 0, 1), (1, 0, 1), (2, 0, 1), (3, 0, 1)]
+
+
+def test_an_untrained_policy_runs_what_is_queued_without_waiting() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock)
+    policy.admit(1, signature="s")
+    decision = policy.decide()
+    assert decision.batch is not None and decision.batch.size == 1
+
+
+def test_rows_arriving_in_a_burst_wait_for_the_batch_to_fill() -> None:
+    clock = FakeClock()
+    # Fixed cost 10 ms, 0.1 ms per row; rows arrive every 0.1 ms.
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    policy.admit(1, signature="s")
+    decision = policy.decide()
+    assert decision.batch is None
+    assert decision.wake_at is not None and decision.wake_at > clock.now
+
+
+def test_waiting_stops_when_arrivals_pause() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    policy.admit(1, signature="s")
+    wake_at = policy.decide().wake_at
+    assert wake_at is not None
+    clock.now = wake_at
+    decision = policy.decide()
+    assert decision.batch is not None and decision.batch.size == 2
+
+
+def test_slow_arrivals_are_not_waited_for() -> None:
+    clock = FakeClock()
+    # Arrivals 20 ms apart against a 10 ms model: the next row costs more to wait for.
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    for _ in range(3):
+        policy.admit(1, signature="s")
+        decision = policy.decide()
+        assert decision.batch is not None and decision.batch.size == 1
+        clock.advance(0.010)
+        policy.finish(decision.batch, 0.010)
+        clock.advance(0.010)
+
+
+def test_waiting_never_passes_the_head_requests_batching_budget() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_latency_ms=0.3, latency={1: 0.010, 4: 0.0103})
+    first = policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    policy.admit(1, signature="s")
+    wake_at = policy.decide().wake_at
+    assert wake_at is not None
+    assert wake_at <= first.budget
+
+
+def test_waiting_never_makes_a_queued_request_miss_its_deadline() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    # This row needs the model (10.1 ms for two rows) to start within 0.2 ms.
+    policy.admit(1, signature="s", deadline=clock.now + 0.0103)
+    decision = policy.decide()
+    assert decision.wake_at is None or decision.wake_at + 0.0101 <= clock.now + 0.0103
+    if decision.batch is None:
+        clock.now = decision.wake_at  # type: ignore[assignment]
+        decision = policy.decide()
+    assert decision.batch is not None
+
+
+def test_batches_take_rows_in_fifo_order() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=3)
+    requests = [policy.admit(1, signature="s") for _ in range(5)]
+    first = policy.decide().batch
+    assert first is not None
+    clock.advance(0.001)
+    policy.finish(first, 0.001)
+    second = policy.decide().batch
+    assert second is not None
+    assert rows_of(first.parts, requests) == [(0, 0, 1), (1, 0, 1), (2, 0, 1)]
+    assert rows_of(second.parts, requests) == [(3, 0, 1), (4, 0, 1)]
+
+
+def test_callers_with_different_row_counts_share_a_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=8)
+    requests = [policy.admit(n, signature="s") for n in (3, 1, 4)]
+    batch = policy.decide().batch
+    assert batch is not None
+    assert rows_of(batch.parts, requests) == [(0, 0, 3), (1, 0, 1), (2, 0, 4)]
+
+
+def test_a_request_larger_than_max_batch_size_is_split_across_batches() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=4)
+    requests = [policy.admit(10, signature="s")]
+    sizes = []
+    while policy.queued_rows:
+        batch = policy.decide().batch
+        assert batch is not None
+        sizes.append(rows_of(batch.parts, requests))
+        policy.finish(batch, 0.001)
+    assert sizes == [[(0, 0, 4)], [(0, 4, 8)], [(0, 8, 10)]]
+
+
+def test_a_request_that_does_not_fit_is_split_to_fill_the_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=4)
+    requests = [policy.admit(3, signature="s"), policy.admit(3, signature="s")]
+    first = policy.decide().batch
+    assert first is not None
+    clock.advance(0.001)
+    policy.finish(first, 0.001)
+    second = policy.decide().batch
+    assert second is not None
+    assert rows_of(first.parts, requests) == [(0, 0, 3), (1, 0, 1)]
+    assert rows_of(second.parts, requests) == [(1, 1, 3)]
+
+
+def test_requests_of_different_layout_never_share_a_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=8)
+    requests = [
+        policy.admit(1, signature="float32[4]"),
+        policy.admit(1, signature="float64[4]"),
+        policy.admit(1, signature="float32[4]"),
+    ]
+    batches = []
+    while policy.queued_rows:
+        batch = policy.decide().batch
+        assert batch is not None
+        batches.append(rows_of(batch.parts, requests))
+        policy.finish(batch, 0.001)
+    assert batches == [[(0, 0, 1)], [(1, 0, 1)], [(2, 0, 1)]]
+
+
+def test_only_concurrency_batches_run_at_once() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=2)
+    for _ in range(6):
+        policy.admit(1, signature="s")
+    assert policy.decide().batch is not None
+    assert policy.decide().batch is None
+
+    parallel = make_policy(clock, max_batch_size=2, concurrency=2)
+    for _ in range(6):
+        parallel.admit(1, signature="s")
+    assert parallel.decide().batch is not None
+    assert parallel.decide().batch is not None
+    assert parallel.decide().batch is None
+
+
+def test_a_full_queue_rejects_at_once() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_queue_size=4)
+    policy.admit(3, signature="s")
+    with pytest.raises(Overloaded, match="queue is full"):
+        policy.admit(2, signature="s")
+    policy.admit(1, signature="s")
+    assert policy.queued_rows == 4
+
+
+def test_a_request_larger_than_the_queue_is_rejected_with_advice() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_queue_size=4)
+    with pytest.raises(Overloaded, match="smaller requests"):
+        policy.admit(5, signature="s")
+
+
+def test_a_zero_queue_size_means_unbounded() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_queue_size=0)
+    policy.admit(100_000, signature="s")
+    assert policy.queued_rows == 100_000
+
+
+def test_a_request_that_would_wait_past_the_budget_is_rejected_at_once() -> None:
+    clock = FakeClock()
+    # 10 ms per full batch, 50 ms budget: 6 full batches ahead means ~60 ms of waiting.
+    policy = make_policy(clock, max_latency_ms=50, latency={4: 0.010})
+    for _ in range(6):
+        policy.admit(4, signature="s")
+    with pytest.raises(DeadlineUnmeetable, match="batching budget") as info:
+        policy.admit(1, signature="s")
+    assert info.value.retry_after_s == pytest.approx(0.010)
+    assert policy.queued_rows == 24
+
+
+def test_a_request_whose_deadline_cannot_be_met_is_rejected_at_once() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, latency={4: 0.010})
+    for _ in range(2):
+        policy.admit(4, signature="s")
+    with pytest.raises(DeadlineUnmeetable, match="deadline"):
+        policy.admit(1, signature="s", deadline=clock.now + 0.025)
+    policy.admit(1, signature="s", deadline=clock.now + 0.035)
+
+
+def test_timeout_ms_bounds_the_deadline_of_requests_without_one() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, timeout_ms=20)
+    request = policy.admit(1, signature="s")
+    early = policy.admit(1, signature="s", deadline=clock.now + 0.005)
+    assert request.deadline == pytest.approx(clock.now + 0.020)
+    assert early.deadline == pytest.approx(clock.now + 0.005)
+
+
+def test_a_past_deadline_is_rejected() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock)
+    with pytest.raises(DeadlineUnmeetable, match="already passed"):
+        policy.admit(1, signature="s", deadline=clock.now - 1)
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_expires_instead_of_running() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock)
+    running = policy.admit(1, signature="s")
+    batch = policy.decide().batch
+    assert batch is not None
+    late = policy.admit(1, signature="s", deadline=clock.now + 0.005)
+    kept = policy.admit(1, signature="s")
+    clock.advance(0.010)
+    policy.finish(batch, 0.010)
+    decision = policy.decide()
+    assert decision.expired == [late]
+    assert decision.batch is not None
+    assert [p.request for p in decision.batch.parts] == [kept]
+    assert running.taken == 1
+
+
+def test_dropped_rows_are_not_run() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=8)
+    requests = [policy.admit(2, signature="s") for _ in range(3)]
+    assert policy.drop(requests[1])
+    assert policy.queued_rows == 4
+    batch = policy.decide().batch
+    assert batch is not None
+    assert rows_of(batch.parts, requests) == [(0, 0, 2), (2, 0, 2)]
+
+
+def test_a_closing_policy_rejects_new_requests_and_drains_without_waiting() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    policy.admit(1, signature="s")
+    policy.close()
+    with pytest.raises(DeadlineUnmeetable, match="shutting down"):
+        policy.admit(1, signature="s")
+    batch = policy.decide().batch
+    assert batch is not None and batch.size == 2
