@@ -1,6 +1,6 @@
-"""Kubento operator: BentoDeployments become Deployments, Services and autoscalers."""
+"""Kubento operator: BentoDeployments become Deployments, Services and autoscalers.
 
-from kubento_operator.render import render
-from kubento_operator.spec import SpecError
-
-__all__ = ["SpecError", "render"]
+Modules by concept: `spec` (the API types), `crd` (CRD generation), `render`
+(spec -> child objects), `status` (children -> conditions), `reconcile`
+(apply, prune, status), `handlers` (kopf wiring), `cli`.
+"""

@@ -1,0 +1,82 @@
+"""kopf wiring: which events call the reconciler, and the operator's settings.
+
+Importing this module registers the handlers with kopf's default registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kubento_operator import naming, reconcile
+from kubento_operator.cluster import Cluster, load_api_client
+
+RETRY_DELAY_SECONDS = 30
+MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
+MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's bookkeeping in annotations and connect the reconciler's client."""
+    # The structural schema prunes unknown status fields, so kopf's default
+    # `status.kopf` progress storage would be dropped by the API server.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=naming.GROUP, key="last-handled-configuration"
+    )
+    # Only warnings become Kubernetes Events; successes stay in the logs.
+    settings.posting.level = logging.WARNING
+    # No CRD/namespace observation: no cluster-scoped read access needed (see rbac.py).
+    settings.scanning.disabled = True
+    # Watch only our own children, filtered by the API server.
+    settings.watching.label_selectors[("apps", "v1", "deployments")] = MANAGED_SELECTOR
+    settings.watching.label_selectors[("v1", "pods")] = MANAGED_SELECTOR
+    memo.cluster = Cluster(load_api_client())
+
+
+def _warner(body: Mapping[str, Any]) -> reconcile.Warn:
+    def warn(reason: str, message: str) -> None:
+        kopf.warn(body, reason=reason, message=message)  # type: ignore[arg-type]
+
+    return warn
+
+
+@kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL)
+@kopf.on.create(naming.GROUP, naming.VERSION, naming.PLURAL)
+@kopf.on.update(naming.GROUP, naming.VERSION, naming.PLURAL)
+def bento_deployment_changed(
+    body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
+) -> None:
+    outcome = reconcile.reconcile(memo.cluster, body, warn=_warner(body), logger=logger)
+    if outcome.retry and outcome.problem is not None:
+        raise kopf.TemporaryError(outcome.problem.message, delay=RETRY_DELAY_SECONDS)
+
+
+def _refresh_parent(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger) -> None:
+    parent = body.metadata.labels.get(naming.LABEL_DEPLOYMENT)
+    namespace = body.metadata.namespace
+    if not parent or not namespace:
+        return
+
+    def warn(owner: Mapping[str, Any], reason: str, message: str) -> None:
+        kopf.warn(owner, reason=reason, message=message)  # type: ignore[arg-type]
+
+    cluster: Cluster = memo.cluster
+    if reconcile.refresh_status(cluster, namespace, parent, warn=warn):
+        logger.debug("status refreshed bentodeployment=%s/%s", namespace, parent)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+def child_deployment_changed(
+    body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
+) -> None:
+    _refresh_parent(body, memo, logger)
+
+
+@kopf.on.event("v1", "pods", labels=MANAGED)
+def child_pod_changed(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any) -> None:
+    _refresh_parent(body, memo, logger)

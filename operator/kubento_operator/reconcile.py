@@ -1,0 +1,246 @@
+"""Reconcile one BentoDeployment: render, apply, prune, then write honest status.
+
+Independent of kopf: it talks to the API through `Cluster` and reports what a
+human must act on through a `warn(reason, message)` callback, so the same code
+runs under the kopf handlers or a test against any API server. Every step is
+idempotent; running it twice, or after a crash halfway, converges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kubento_operator import metrics, naming, render, spec, status
+from kubento_operator.cluster import CHILD_KINDS, Cluster
+from kubento_operator.status import Problem
+
+Warn = Callable[[str, str], None]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+INVALID_SPEC = "InvalidSpec"
+APPLY_FAILED = "ApplyFailed"
+OPERATOR_REASONS = (INVALID_SPEC, APPLY_FAILED)
+STATUS_FIELDS = tuple(
+    field.alias or name for name, field in spec.BentoDeploymentStatus.model_fields.items()
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did; `retry` asks the caller to try again later (transient failure)."""
+
+    status: dict[str, Any]
+    problem: Problem | None = None
+    retry: bool = False
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain(value: Any) -> Any:
+    """Deep-copy mappings and lists (kopf bodies are read-only views) into dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own explanation (it names the field on a 422)."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
+
+
+def _is_transient(exc: ApiException) -> bool:
+    code = exc.status or 0
+    return code == 0 or code >= 500 or code in (409, 429)
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(owner.get("uid") == uid and owner.get("controller") for owner in owners)
+
+
+def prune(cluster: Cluster, bd: spec.BentoDeployment, desired: list[dict[str, Any]]) -> list[str]:
+    """Delete children this BentoDeployment owns but no longer renders; return `Kind/name`s."""
+    wanted = {(child["kind"], child["metadata"]["name"]) for child in desired}
+    selector = naming.children_selector(bd.metadata.name)
+    deleted = []
+    for api_version, kind in CHILD_KINDS:
+        for obj in cluster.list(api_version, kind, bd.metadata.namespace, selector):
+            metadata = obj["metadata"]
+            if (kind, metadata["name"]) in wanted or not _owned_by(obj, bd.metadata.uid):
+                continue
+            cluster.delete(
+                api_version, kind, bd.metadata.namespace, metadata["name"], metadata["uid"]
+            )
+            metrics.CHILDREN_PRUNED.inc()
+            deleted.append(f"{kind}/{metadata['name']}")
+    return deleted
+
+
+def observe(
+    cluster: Cluster,
+    bd: spec.BentoDeployment,
+    *,
+    observed_generation: int | None,
+    previous: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Status from the children as they are now."""
+    selector = naming.children_selector(bd.metadata.name)
+    namespace = bd.metadata.namespace
+    return status.compute_status(
+        generation=bd.metadata.generation,
+        observed_generation=observed_generation,
+        components=status.desired_components(bd),
+        deployments=cluster.list("apps/v1", "Deployment", namespace, selector),
+        pods=cluster.list("v1", "Pod", namespace, selector),
+        endpoint=render.endpoint(bd),
+        previous_conditions=previous.get("conditions") or [],
+        now=now(),
+    )
+
+
+def _degraded(current: Mapping[str, Any]) -> Mapping[str, Any]:
+    for condition in current.get("conditions") or []:
+        if condition.get("type") == status.DEGRADED:
+            return condition  # type: ignore[no-any-return]
+    return {}
+
+
+def write_status(
+    cluster: Cluster,
+    body: Mapping[str, Any],
+    new: dict[str, Any],
+    warn: Warn,
+) -> bool:
+    """Patch the status if it changed; warn when Degraded turns True or changes reason."""
+    previous = body.get("status") or {}
+    mine = {key: previous[key] for key in STATUS_FIELDS if key in previous}
+    if mine == new:
+        return False
+    patch: dict[str, Any] = {key: None for key in mine if key not in new}
+    patch.update(new)
+    metadata = body["metadata"]
+    cluster.patch_status(metadata["namespace"], metadata["name"], patch)
+    before, after = _degraded(previous), _degraded(new)
+    if after.get("status") == "True" and (
+        before.get("status") != "True"
+        or before.get("reason") != after.get("reason")
+        or before.get("message") != after.get("message")
+    ):
+        warn(str(after["reason"]), str(after.get("message", "")))
+    return True
+
+
+def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: Logger) -> Outcome:
+    """Bring the children of one BentoDeployment in line with its spec."""
+    started = time.monotonic()
+    body = plain(body)
+    metadata = body.get("metadata") or {}
+    generation = metadata.get("generation")
+    previous = body.get("status") or {}
+    conditions = previous.get("conditions") or []
+    try:
+        bd = spec.parse(body)
+    except spec.SpecError as exc:
+        problem = Problem(INVALID_SPEC, str(exc))
+        new = status.compute_status(
+            generation=generation,
+            observed_generation=generation,
+            components=[],
+            deployments=[],
+            pods=[],
+            problem=problem,
+            previous_conditions=conditions,
+            now=now(),
+        )
+        write_status(cluster, body, new, warn)
+        metrics.RECONCILES.labels(result="invalid").inc()
+        logger.warning("invalid spec, not applied: %s", exc)
+        return Outcome(new, problem)
+
+    children = render.render(bd)
+    current: dict[str, Any] | None = None
+    try:
+        for current in children:
+            cluster.apply(current)
+        current = None
+        pruned = prune(cluster, bd, children)
+    except ApiException as exc:
+        target = (
+            f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
+        )
+        problem = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
+        new = status.compute_status(
+            generation=generation,
+            observed_generation=generation,
+            components=status.desired_components(bd),
+            deployments=[],
+            pods=[],
+            problem=problem,
+            endpoint=render.endpoint(bd),
+            previous_conditions=conditions,
+            now=now(),
+        )
+        write_status(cluster, body, new, warn)
+        metrics.RECONCILES.labels(result="failed").inc()
+        metrics.RECONCILE_ERRORS.inc()
+        logger.error("apply failed: %s", problem.message)
+        return Outcome(new, problem, retry=_is_transient(exc))
+
+    new = observe(cluster, bd, observed_generation=generation, previous=previous)
+    write_status(cluster, body, new, warn)
+    metrics.RECONCILES.labels(result="applied").inc()
+    metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+    logger.info(
+        "applied children=%d pruned=%s generation=%s",
+        len(children),
+        ",".join(pruned) or "none",
+        generation,
+    )
+    return Outcome(new)
+
+
+def refresh_status(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    warn: Callable[[Mapping[str, Any], str, str], None],
+) -> bool:
+    """Recompute a BentoDeployment's status after one of its children changed.
+
+    Leaves the status alone when the object is gone, was never reconciled, or its last
+    reconcile failed (the next reconcile rewrites it). Returns whether it patched.
+    """
+    body = cluster.get_bento_deployment(namespace, name)
+    if body is None:
+        metrics.STATUS_REFRESHES.labels(outcome="gone").inc()
+        return False
+    previous = body.get("status") or {}
+    observed = previous.get("observedGeneration")
+    if observed is None or _degraded(previous).get("reason") in OPERATOR_REASONS:
+        metrics.STATUS_REFRESHES.labels(outcome="skipped").inc()
+        return False
+    try:
+        bd = spec.parse(body)
+    except spec.SpecError:
+        metrics.STATUS_REFRESHES.labels(outcome="skipped").inc()
+        return False
+    new = observe(cluster, bd, observed_generation=observed, previous=previous)
+    changed = write_status(cluster, body, new, lambda reason, message: warn(body, reason, message))
+    metrics.STATUS_REFRESHES.labels(outcome="patched" if changed else "unchanged").inc()
+    return changed
