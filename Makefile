@@ -62,6 +62,7 @@ proto: install
 
 crds: install
 	$(VENV)/bin/kubento-operator crds --output crds
+	cp crds/*.yaml charts/kubento-operator/crds/
 
 cluster-bins:
 	bash tests/cluster/bins.sh

@@ -1,52 +1,38 @@
 {{/*
-RBAC rules. They mirror kubento_operator/rbac.py exactly (tests/unit/test_chart.py
-compares them): change both together.
+RBAC rules: exactly kubento_operator.rbac.rules(cluster_wide=..., peering=...), in the
+same order (tests/unit/test_chart.py compares them). Change both together.
 */}}
-
-{{/* Rules on namespaced objects: granted cluster-wide, or per watched namespace. */}}
-{{- define "kubento-operator.namespacedRules" -}}
+{{- define "kubento-operator.rules" -}}
 - apiGroups: ["serving.kubento.io"]
   resources: ["bentodeployments"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["serving.kubento.io"]
   resources: ["bentodeployments/status"]
-  verbs: ["get", "patch"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["patch"]
+- apiGroups: ["serving.kubento.io"]
+  resources: ["bentodeployments/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["autoscaling"]
-  resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
-{{- end }}
-
-{{/* Rules on cluster-scoped objects, needed in both modes. */}}
-{{- define "kubento-operator.clusterRules" -}}
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
 - apiGroups: [""]
-  resources: ["namespaces"]
+  resources: ["services"]
+  verbs: ["create", "patch", "list", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["create", "patch", "list", "watch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["create", "patch", "list", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["create", "patch", "list", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
   verbs: ["list", "watch"]
-{{- end }}
-
-{{/* kopf peering (leader election) objects. */}}
-{{- define "kubento-operator.clusterPeeringRules" -}}
+{{- if include "kubento-operator.peering" . }}
 - apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
+  resources: [{{ ternary "clusterkopfpeerings" "kopfpeerings" .Values.watch.allNamespaces | quote }}]
   verbs: ["get", "list", "watch", "patch"]
 {{- end }}
-
-{{- define "kubento-operator.namespacedPeeringRules" -}}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
