@@ -7,10 +7,11 @@ scorer. `embed` shows a sync API calling a runner with `.run()`.
 import asyncio
 from typing import Literal
 
-import kubento
 import numpy as np
-from kubento.io import JSON, NumpyNdarray
 from pydantic import BaseModel
+
+import kubento
+from kubento.io import JSON, NumpyNdarray
 
 
 class Embedder(kubento.Runnable):

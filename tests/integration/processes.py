@@ -1,0 +1,110 @@
+"""Start the runtime as real processes for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from kubento import contract
+from kubento.serve import free_port, local_argv
+
+SERVICES_DIR = str(Path(__file__).parent / "services")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str = SERVICES_DIR
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*local_argv(argv), "--working-dir", cwd],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> str:
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out.decode(errors="replace") if out else ""
+
+
+def wait_http(url: str, timeout: float = 30, status: int = 200) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            reply = httpx.get(url, timeout=1)
+            if reply.status_code == status:
+                return
+            last = reply.status_code
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+class RunnerProcess:
+    def __init__(self, service: str, name: str, env: dict[str, str] | None = None) -> None:
+        self.service, self.name, self.env = service, name, env
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = contract.runner_command(
+            self.service,
+            self.name,
+            host="127.0.0.1",
+            port=self.port,
+            metrics_port=self.metrics_port,
+        )
+        self.process = spawn(argv, self.env)
+        wait_http(f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        assert self.process is not None
+        return stop(self.process, sig)
+
+
+@contextmanager
+def running_service(
+    service: str, runners: list[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
+    """Runner processes plus an API server process, wired as the operator wires pods."""
+    workers = {name: RunnerProcess(service, name, env) for name in runners}
+    api_port = free_port()
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        for worker in workers.values():
+            worker.start()
+        runner_map = {name: worker.target for name, worker in workers.items()}
+        api = spawn(
+            contract.api_command(service, host="127.0.0.1", port=api_port),
+            {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
+        )
+        url = f"http://127.0.0.1:{api_port}"
+        wait_http(url + contract.READINESS_PATH)
+        yield url, workers
+    finally:
+        if api is not None:
+            stop(api)
+        for worker in workers.values():
+            if worker.process is not None:
+                worker.stop()

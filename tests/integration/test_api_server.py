@@ -1,0 +1,104 @@
+"""API server -> gRPC -> runner worker, as real processes on loopback."""
+
+import asyncio
+import io
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from kubento import contract
+from tests.integration.processes import RunnerProcess, running_service
+
+SERVICE = "tagger:svc"
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
+    with running_service(
+        SERVICE, ["tagger"], env={contract.ENV_MAX_REQUEST_BYTES: str(64 * 1024)}
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def url(tagger: tuple[str, dict[str, RunnerProcess]]) -> str:
+    return tagger[0]
+
+
+async def test_concurrent_requests_each_get_their_own_rows_back(url: str) -> None:
+    rng = np.random.default_rng(7)
+    inputs = [rng.normal(size=(1 + i % 5, 3)).round(6) for i in range(1000)]
+    # 1,000 calls in flight at once from the API's point of view; httpx itself is slow
+    # with hundreds of sockets, so a few dozen connections carry them.
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        replies = await asyncio.gather(*(client.post("/tag", json=x.tolist()) for x in inputs))
+        stats = (await client.post("/stats", json={})).json()
+    assert [r.status_code for r in replies] == [200] * len(inputs)
+    for x, reply in zip(inputs, replies, strict=True):
+        np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+    assert stats["rows"] >= sum(len(x) for x in inputs)
+    assert stats["max_batch"] > 5, "concurrent calls of mixed row counts were never batched"
+
+
+def test_npy_in_and_out(url: str) -> None:
+    array = np.arange(6, dtype=np.float64).reshape(2, 3)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    reply = httpx.post(
+        url + "/tag",
+        content=buffer.getvalue(),
+        headers={"content-type": "application/octet-stream", "accept": "application/octet-stream"},
+    )
+    assert reply.status_code == 200
+    np.testing.assert_array_equal(np.load(io.BytesIO(reply.content)), array * 2 + 1)
+
+
+def test_request_id_is_echoed(url: str) -> None:
+    reply = httpx.post(url + "/shout", content="hi", headers={"x-request-id": "abc-123"})
+    assert reply.text == "HI"
+    assert reply.headers["x-request-id"] == "abc-123"
+
+
+def test_text_file_and_model_apis(url: str) -> None:
+    assert httpx.post(url + "/reverse", content=b"\x00\x01\x02").content == b"\x02\x01\x00"
+    assert httpx.post(url + "/norm", json={"x": 3, "y": 4}).json() == {"norm": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "message"),
+    [
+        ("/tag", b"[[1, 2, 3", {}, 400, "not valid JSON"),
+        ("/tag", b"[[1, 2]]", {}, 400, "expected an array of shape (*, 3), got (1, 2)"),
+        ("/tag", b'[["a", "b", "c"]]', {}, 400, "nested list of numbers"),
+        ("/tag", b"\x93NUMPY garbage", {"content-type": "application/octet-stream"}, 400, ".npy"),
+        ("/norm", b'{"x": "east"}', {}, 400, "does not match Point"),
+        ("/shout", b"\xff\xfe", {}, 400, "UTF-8"),
+        ("/nope", b"{}", {}, 404, "Not Found"),
+        ("/tag", b"x" * (64 * 1024 + 1), {}, 413, "over the 65536-byte limit"),
+        ("/fail", b"model exploded", {}, 500, "RuntimeError: model exploded"),
+        ("/broken", b"boom", {}, 500, "api 'broken' failed: KeyError"),
+    ],
+)
+def test_bad_requests_get_a_status_and_a_json_error(
+    url: str, path: str, body: bytes, headers: dict[str, str], status: int, message: str
+) -> None:
+    reply = httpx.post(url + path, content=body, headers=headers)
+    assert reply.status_code == status
+    payload = reply.json()
+    assert message in payload["error"]
+    assert "Traceback" not in reply.text
+
+
+def test_wrong_method_is_a_json_405(url: str) -> None:
+    reply = httpx.get(url + "/tag")
+    assert reply.status_code == 405
+    assert reply.json()["error"] == "Method Not Allowed"
+
+
+def test_metrics_count_requests_by_api_and_status(url: str) -> None:
+    httpx.post(url + "/shout", content="x")
+    text = httpx.get(url + "/metrics").text
+    assert 'kubento_api_requests_total{api="shout",status="200"}' in text

@@ -1,0 +1,112 @@
+"""IO descriptors: bodies become values, and mismatches say what was expected."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from kubento.exceptions import BadInput
+from kubento.io import JSON, File, NumpyNdarray, Text
+
+JSON_HEADERS = {"content-type": "application/json"}
+NPY_HEADERS = {"content-type": "application/octet-stream"}
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_ndarray_from_json_nested_list_with_dtype() -> None:
+    value = NumpyNdarray(dtype="float32").from_http(b"[[1, 2], [3, 4.5]]", JSON_HEADERS)
+    assert value.dtype == np.float32
+    assert value.tolist() == [[1, 2], [3, 4.5]]
+
+
+def test_ndarray_from_npy_body() -> None:
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    value = NumpyNdarray(dtype="float32", shape=(-1, 3)).from_http(npy(array), NPY_HEADERS)
+    np.testing.assert_array_equal(value, array)
+
+
+def test_ndarray_shape_mismatch_names_expected_and_got() -> None:
+    with pytest.raises(BadInput, match=r"expected an array of shape \(\*, 4\), got \(2, 3\)"):
+        NumpyNdarray(shape=(-1, 4)).from_http(b"[[1,2,3],[4,5,6]]", JSON_HEADERS)
+
+
+def test_ndarray_ragged_json_is_a_bad_input() -> None:
+    with pytest.raises(BadInput, match="rectangular"):
+        NumpyNdarray().from_http(b"[[1, 2], [3]]", JSON_HEADERS)
+
+
+def test_ndarray_strings_are_a_bad_input() -> None:
+    with pytest.raises(BadInput, match="nested list of numbers"):
+        NumpyNdarray(dtype="float32").from_http(b'[["a", "b"]]', JSON_HEADERS)
+
+
+def test_ndarray_floats_for_an_integer_dtype_are_refused() -> None:
+    with pytest.raises(BadInput, match="expected int64 values"):
+        NumpyNdarray(dtype="int64").from_http(b"[1.5, 2]", JSON_HEADERS)
+
+
+def test_ndarray_npy_with_unsafe_dtype_is_refused() -> None:
+    with pytest.raises(BadInput, match="expected an array of dtype int32, got float64"):
+        NumpyNdarray(dtype="int32").from_http(npy(np.ones(2)), NPY_HEADERS)
+
+
+def test_ndarray_npy_of_objects_is_refused_without_unpickling() -> None:
+    body = npy(np.array([{"a": 1}], dtype=object))
+    with pytest.raises(BadInput, match=r"not a valid \.npy"):
+        NumpyNdarray().from_http(body, NPY_HEADERS)
+
+
+def test_ndarray_malformed_json_is_a_bad_input() -> None:
+    with pytest.raises(BadInput, match="not valid JSON"):
+        NumpyNdarray().from_http(b"[1, 2", JSON_HEADERS)
+
+
+def test_ndarray_response_is_json_or_npy_by_accept_header() -> None:
+    array = np.array([[1.5, 2.0]], dtype=np.float32)
+    as_json = NumpyNdarray().to_http(array)
+    assert json.loads(as_json.body) == [[1.5, 2.0]]
+    as_npy = NumpyNdarray().to_http(array, accept="application/octet-stream")
+    np.testing.assert_array_equal(np.load(io.BytesIO(as_npy.body)), array)
+
+
+def test_from_sample_frees_the_first_dimension() -> None:
+    descriptor = NumpyNdarray.from_sample(np.zeros((1, 4), dtype=np.float32))
+    assert descriptor.shape == (-1, 4)
+    assert descriptor.dtype == np.float32
+    assert descriptor.sample_body() == "[[0.0, 0.0, 0.0, 0.0]]"
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+def test_json_with_model_validates_and_reports_each_error() -> None:
+    assert JSON(Point).from_http(b'{"x": 1, "y": 2}', JSON_HEADERS) == Point(x=1, y=2)
+    with pytest.raises(BadInput) as caught:
+        JSON(Point).from_http(b'{"x": "no"}', JSON_HEADERS)
+    assert caught.value.message == "request body does not match Point"
+    assert {tuple(err["loc"]) for err in caught.value.detail} == {("x",), ("y",)}
+
+
+def test_json_response_serialises_numpy_and_models() -> None:
+    response = JSON().to_http({"a": np.arange(2), "p": Point(x=1, y=2), "n": np.float32(0.5)})
+    assert json.loads(response.body) == {"a": [0, 1], "p": {"x": 1.0, "y": 2.0}, "n": 0.5}
+
+
+def test_text_must_be_utf8() -> None:
+    assert Text().from_http("héllo".encode(), {}) == "héllo"
+    with pytest.raises(BadInput, match="UTF-8"):
+        Text().from_http(b"\xff\xfe", {})
+
+
+def test_file_passes_bytes_through() -> None:
+    assert File().from_http(b"\x00\x01", {}) == b"\x00\x01"
+    assert File().to_http(b"\x02").body == b"\x02"

@@ -1,0 +1,152 @@
+"""The user-facing SDK: Runnable methods, Runner naming and configs, Service APIs."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+import kubento
+from kubento.io import JSON, NumpyNdarray, Text
+
+
+class Doubler(kubento.Runnable):
+    def __init__(self, factor: int = 2) -> None:
+        self.factor = factor
+
+    @kubento.Runnable.method(batchable=True, batch_dim=(0, 1))
+    def double(self, x: np.ndarray) -> np.ndarray:
+        return x * self.factor
+
+    @kubento.Runnable.method
+    async def describe(self, text: str) -> str:
+        return f"{text} x{self.factor}"
+
+
+def test_method_decorator_records_batching_and_async() -> None:
+    assert Doubler.methods["double"].batchable is True
+    assert Doubler.methods["double"].batch_dim == (0, 1)
+    assert Doubler.methods["describe"].batchable is False
+    assert Doubler.methods["describe"].is_async is True
+
+
+def test_integer_batch_dim_applies_to_input_and_output() -> None:
+    class One(kubento.Runnable):
+        @kubento.Runnable.method(batchable=True, batch_dim=1)
+        def f(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+    assert One.methods["f"].batch_dim == (1, 1)
+
+
+def test_bad_batch_dim_is_rejected() -> None:
+    with pytest.raises(TypeError, match="batch_dim"):
+        kubento.Runnable.method(batchable=True, batch_dim=(0, 1, 2))  # type: ignore[call-overload]
+
+
+def test_default_runner_name_is_the_lowercased_class_name() -> None:
+    assert kubento.Runner(Doubler).name == "doubler"
+
+
+@pytest.mark.parametrize("name", ["Upper", "under_score", "-lead", "trail-", "x" * 41, ""])
+def test_invalid_runner_names_are_rejected_with_the_rule(name: str) -> None:
+    with pytest.raises(ValueError, match="lowercase letters, digits and '-'"):
+        kubento.Runner(Doubler, name=name)
+
+
+def test_runner_names_must_be_unique_per_service() -> None:
+    with pytest.raises(ValueError, match="two runners named 'same'"):
+        kubento.Service(
+            "svc",
+            runners=[kubento.Runner(Doubler, name="same"), kubento.Runner(Doubler, name="same")],
+        )
+
+
+def test_runner_without_methods_is_rejected() -> None:
+    class Empty(kubento.Runnable):
+        pass
+
+    with pytest.raises(ValueError, match="has no methods"):
+        kubento.Runner(Empty)
+
+
+def test_method_configs_override_runner_defaults_per_method() -> None:
+    runner = kubento.Runner(
+        Doubler,
+        max_batch_size=8,
+        max_latency_ms=50,
+        method_configs={"double": {"max_batch_size": 32, "timeout_ms": 1000}},
+    )
+    assert runner.double.config == {"max_batch_size": 32, "max_latency_ms": 50, "timeout_ms": 1000}
+    assert runner.describe.config == {"max_batch_size": 8, "max_latency_ms": 50}
+
+
+def test_method_configs_name_unknown_methods_and_keys() -> None:
+    with pytest.raises(ValueError, match=r"unknown methods \['nope'\]"):
+        kubento.Runner(Doubler, method_configs={"nope": {}})
+    with pytest.raises(ValueError, match=r"unknown keys \['batch'\]"):
+        kubento.Runner(Doubler, method_configs={"double": {"batch": 3}})
+    with pytest.raises(ValueError, match="must be a positive number"):
+        kubento.Runner(Doubler, max_batch_size=0)
+
+
+def test_same_runnable_backs_several_runners_with_their_own_init_params() -> None:
+    two = kubento.Runner(Doubler, name="two")
+    three = kubento.Runner(Doubler, name="three", runnable_init_params={"factor": 3})
+    two.init_local()
+    three.init_local()
+    x = np.arange(4)
+    assert two.double.run(x).tolist() == [0, 2, 4, 6]
+    assert three.double.run(x).tolist() == [0, 3, 6, 9]
+
+
+def test_init_local_runs_sync_and_async_methods_both_ways() -> None:
+    runner = kubento.Runner(Doubler, runnable_init_params={"factor": 5})
+    runner.init_local()
+    assert runner.describe.run("a") == "a x5"
+    assert asyncio.run(runner.describe.async_run("b")) == "b x5"
+    assert asyncio.run(runner.double.async_run(np.array([1]))).tolist() == [5]
+
+
+def test_calling_an_uninitialised_runner_says_what_to_do() -> None:
+    runner = kubento.Runner(Doubler)
+    with pytest.raises(RuntimeError, match="init_local"):
+        runner.double.run(np.zeros(1))
+
+
+def test_runner_run_needs_a_single_method() -> None:
+    runner = kubento.Runner(Doubler)
+    runner.init_local()
+    with pytest.raises(TypeError, match="several methods"):
+        runner.run(np.zeros(1))
+
+
+def test_unknown_runner_method_lists_the_known_ones() -> None:
+    with pytest.raises(AttributeError, match=r"has no method 'predict'.*\['describe', 'double'\]"):
+        _ = kubento.Runner(Doubler).predict
+
+
+def test_service_registers_apis_with_default_and_custom_routes() -> None:
+    svc = kubento.Service("demo")
+
+    @svc.api(input=NumpyNdarray(), output=NumpyNdarray())
+    def first(x: np.ndarray) -> np.ndarray:
+        return x
+
+    @svc.api(input=Text(), output=JSON(), route="/v1/second")
+    async def second(text: str) -> dict[str, str]:
+        return {"text": text}
+
+    assert {api.name: api.route for api in svc.apis.values()} == {
+        "first": "/first",
+        "second": "/v1/second",
+    }
+    assert svc.apis["second"].is_async and not svc.apis["first"].is_async
+
+
+def test_service_rejects_reserved_and_duplicate_routes() -> None:
+    svc = kubento.Service("demo")
+    with pytest.raises(ValueError, match="reserved"):
+        svc.api(input=Text(), output=Text(), route="/readyz")(lambda x: x)
+    svc.api(input=Text(), output=Text(), route="/a", name="a")(lambda x: x)
+    with pytest.raises(ValueError, match="already has an api at '/a'"):
+        svc.api(input=Text(), output=Text(), route="/a", name="b")(lambda x: x)
