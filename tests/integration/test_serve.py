@@ -1,0 +1,114 @@
+"""`kubento serve`: the whole service as local processes, and nothing left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubento.serve import free_port
+from tests.integration.processes import REPO_ROOT, stop
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start_serve(working_dir: str, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubento",
+            "serve",
+            "service:svc",
+            "--working-dir",
+            working_dir,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_until_ready(process: subprocess.Popen[str], timeout: float = 60) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.strip().startswith("curl "):
+            return lines
+    raise AssertionError(f"serve never printed a curl; output: {lines}")
+
+
+@pytest.fixture
+def quickstart() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    process = start_serve(str(REPO_ROOT / "examples" / "quickstart"), free_port())
+    try:
+        yield process, read_until_ready(process)
+    finally:
+        stop(process)  # type: ignore[arg-type]
+
+
+def test_serve_prints_a_curl_that_returns_the_models_answer(
+    quickstart: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    _, lines = quickstart
+    curl = lines[-1].strip()
+    answer = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() in {"[0]", "[1]", "[2]"}
+
+
+def test_serve_stops_every_child_on_sigterm(
+    quickstart: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    process, _ = quickstart
+    children = children_of(process.pid)
+    assert len(children) == 2  # one runner, one API server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert [pid for pid in children if alive(pid)] == []
+
+
+def test_serve_exits_non_zero_naming_the_child_that_died(
+    quickstart: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    process, _ = quickstart
+    runner = next(
+        pid
+        for pid in children_of(process.pid)
+        if b"runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    os.kill(runner, signal.SIGKILL)
+    assert process.wait(timeout=30) == 1
+    assert process.stderr is not None
+    assert "runner 'classifier' killed by signal 9" in process.stderr.read()
