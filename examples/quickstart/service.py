@@ -3,8 +3,9 @@
 kubento serve service:svc --working-dir examples/quickstart
 """
 
-import kubento
 import numpy as np
+
+import kubento
 from kubento.io import NumpyNdarray
 
 
