@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubento import contract
-
 from kubento_operator import naming, spec
 
 Manifest = dict[str, Any]

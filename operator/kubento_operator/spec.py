@@ -217,9 +217,13 @@ class ProbeTiming(Model):
     """Timing of one probe; the endpoint is fixed by the runtime contract."""
 
     initial_delay_seconds: int | None = Field(default=None, ge=0)
+    """Seconds before the first probe."""
     period_seconds: int | None = Field(default=None, ge=1)
+    """Seconds between probes."""
     timeout_seconds: int | None = Field(default=None, ge=1)
+    """Seconds before one probe times out."""
     failure_threshold: int | None = Field(default=None, ge=1)
+    """Consecutive failures before the probe fails."""
 
 
 class Probes(Model):
@@ -246,20 +250,30 @@ class ExtraPodMetadata(Model):
     """Labels and annotations added to the component's pods."""
 
     labels: dict[str, str] = Field(default_factory=dict)
+    """Pod labels; the operator's own labels win on conflict."""
     annotations: dict[str, str] = Field(default_factory=dict)
+    """Pod annotations."""
 
 
 class ExtraPodSpec(Model):
     """Pod spec fields passed through to the component's pods."""
 
     node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the pods must run on."""
     tolerations: list[FreeObject] = Field(default_factory=list)
+    """core/v1 Tolerations (the GPU toleration is added for GPU components)."""
     affinity: FreeObject | None = None
+    """core/v1 Affinity."""
     topology_spread_constraints: list[FreeObject] = Field(default_factory=list)
+    """core/v1 TopologySpreadConstraints."""
     service_account_name: str | None = None
+    """ServiceAccount of the pods; its token is mounted only when this is set."""
     priority_class_name: str | None = None
+    """PriorityClass of the pods."""
     runtime_class_name: str | None = None
+    """RuntimeClass of the pods, e.g. nvidia."""
     volumes: list[FreeObject] = Field(default_factory=list)
+    """core/v1 Volumes added to the pods (the name `tmp` is taken)."""
     volume_mounts: list[FreeObject] = Field(default_factory=list)
     """Mounts added to the component's container."""
 
@@ -327,6 +341,7 @@ class Ingress(Model):
     """An Ingress (networking.k8s.io/v1) in front of the API Service."""
 
     enabled: bool = False
+    """Create the Ingress."""
     class_name: str | None = None
     """IngressClass name."""
     host: str | None = Field(default=None, max_length=253)
@@ -334,7 +349,9 @@ class Ingress(Model):
     path: str = Field(default="/", pattern=r"^/")
     """Path prefix routed to the API."""
     annotations: dict[str, str] = Field(default_factory=dict)
+    """Ingress annotations, e.g. for the ingress controller."""
     tls: TLS | None = None
+    """Serve the host over TLS."""
 
     @model_validator(mode="after")
     def _tls_needs_host(self) -> Ingress:
@@ -344,7 +361,10 @@ class Ingress(Model):
 
 
 class LocalObjectReference(Model):
+    """A reference to an object in the same namespace."""
+
     name: str = Field(min_length=1, max_length=253)
+    """Name of the object."""
 
 
 class BentoDeploymentSpec(Component):
@@ -372,10 +392,13 @@ class BentoDeploymentSpec(Component):
     service: str = Field(pattern=SERVICE_PATTERN, max_length=256)
     """Import path `module:attribute` of the kubento Service."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """When the kubelet pulls the image; Kubernetes' default when unset."""
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
+    """Secrets with registry credentials for the image."""
     runners: list[RunnerSpec] = Field(default_factory=list, max_length=MAX_RUNNERS)
     """The service's runners; each gets its own pods."""
     ingress: Ingress | None = None
+    """An Ingress in front of the API server."""
 
     @field_validator("runners")
     @classmethod
@@ -396,11 +419,17 @@ class Condition(Model):
     """A metav1.Condition."""
 
     type: str
+    """Ready, Progressing or Degraded."""
     status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: str
+    """CamelCase reason, e.g. CrashLoopBackOff or Unschedulable."""
     message: str = ""
+    """What happened, naming the component, pod or field."""
     observed_generation: int | None = None
+    """The spec generation the condition describes."""
     last_transition_time: str
+    """When the status last changed (RFC 3339)."""
 
 
 class ComponentStatus(Model):
@@ -411,10 +440,15 @@ class ComponentStatus(Model):
     deployment: str
     """Name of the Deployment."""
     replicas: int = 0
+    """Pods of any revision."""
     ready_replicas: int = 0
+    """Pods passing their readiness probe."""
     updated_replicas: int = 0
+    """Pods running the current pod template."""
     available_replicas: int = 0
+    """Pods ready for at least minReadySeconds."""
     desired_replicas: int = 0
+    """Pods the Deployment (or its autoscaler) wants."""
 
 
 class BentoDeploymentStatus(Model):
@@ -425,7 +459,9 @@ class BentoDeploymentStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     """Ready, Progressing and Degraded."""
     api: ComponentStatus | None = None
+    """The API server's Deployment."""
     runners: list[ComponentStatus] = Field(default_factory=list)
+    """Each runner's Deployment."""
     endpoint: str | None = None
     """Where the API answers: the Ingress URL or the in-cluster Service URL."""
     ready_components: str | None = None

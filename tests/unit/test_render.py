@@ -9,6 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from kubento import contract
 from kubento_operator import naming
 from kubento_operator.render import render
@@ -175,9 +176,7 @@ def test_api_container_runs_the_contract_command() -> None:
 
 def test_runner_container_runs_the_contract_command_with_workers_and_batching() -> None:
     obj = bento(
-        runners=[
-            {"name": "r", "workers": 3, "batching": {"maxBatchSize": 16, "maxLatencyMs": 40}}
-        ]
+        runners=[{"name": "r", "workers": 3, "batching": {"maxBatchSize": 16, "maxLatencyMs": 40}}]
     )
     deployment = find(render(obj), "Deployment", "demo-r")
     runner = container(deployment)

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from kubento_operator import naming, spec
 from kubento_operator.render import render
 

@@ -1,0 +1,150 @@
+"""The generated CRD: up to date, structural, and accepting what the spec models accept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from kubento_operator import crd, naming
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = REPO / "crds" / f"{crd.CRD_NAME}.yaml"
+EXAMPLES = sorted(REPO.glob("examples/*/bentodeployment.yaml"))
+
+
+def version() -> dict[str, Any]:
+    (only,) = crd.custom_resource_definition()["spec"]["versions"]
+    return only  # type: ignore[no-any-return]
+
+
+def schema() -> dict[str, Any]:
+    return version()["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+
+
+def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)]
+    for name, sub in (node.get("properties") or {}).items():
+        found += walk(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        found += walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += walk(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+def test_committed_crd_is_up_to_date() -> None:
+    assert COMMITTED.read_text() == crd.render_yaml(), (
+        "crds/ is stale: run `make crds` and commit the result"
+    )
+
+
+def test_names_and_scope() -> None:
+    definition = crd.custom_resource_definition()
+    assert definition["metadata"]["name"] == "bentodeployments.serving.kubento.io"
+    names = definition["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        "BentoDeployment",
+        "bentodeployments",
+        ["bd"],
+    )
+    assert definition["spec"]["group"] == "serving.kubento.io"
+    assert definition["spec"]["scope"] == "Namespaced"
+    assert version()["name"] == "v1alpha1"
+
+
+def test_status_subresource_is_enabled() -> None:
+    assert version()["subresources"] == {"status": {}}
+
+
+def test_every_schema_node_is_structural() -> None:
+    for path, node in walk(schema()):
+        if node.get("x-kubernetes-int-or-string"):
+            assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
+            continue
+        assert "type" in node, f"{path} has no type"
+        assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+        assert not ("properties" in node and "additionalProperties" in node), path
+
+
+@pytest.mark.parametrize("part", ["spec", "status"])
+def test_every_field_has_a_description_for_kubectl_explain(part: str) -> None:
+    for path, node in walk(schema()["properties"][part], f".{part}"):
+        if path.endswith(("[]", "{}")):
+            continue
+        assert node.get("description"), f"{path} has no description"
+
+
+def test_yatai_field_names_are_kept() -> None:
+    spec = schema()["properties"]["spec"]["properties"]
+    assert {"resources", "autoscaling", "envs", "runners", "ingress"} <= spec.keys()
+    assert {"extraPodMetadata", "extraPodSpec"} <= spec.keys()
+    resources = spec["resources"]["properties"]["requests"]["properties"]
+    assert set(resources) == {"cpu", "memory", "gpu", "custom"}
+    assert set(spec["autoscaling"]["properties"]) == {
+        "minReplicas",
+        "maxReplicas",
+        "metrics",
+        "behavior",
+    }
+
+
+def test_printer_columns_cover_readiness_replicas_runners_endpoint_age() -> None:
+    columns = {c["name"]: c["jsonPath"] for c in version()["additionalPrinterColumns"]}
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["API"] == ".status.apiReplicas"
+    assert columns["Runners"] == ".status.runnersReady"
+    assert columns["Endpoint"] == ".status.endpoint"
+    assert columns["Age"] == ".metadata.creationTimestamp"
+    status = schema()["properties"]["status"]["properties"]
+    for path in columns.values():
+        field = path.removeprefix(".status.")
+        if path.startswith(".status.") and "[" not in field:
+            assert field in status, f"printer column reads missing status field {path}"
+
+
+def rules_at(path: str) -> list[str]:
+    nodes = dict(walk(schema()))
+    return [r["rule"] for r in nodes[path].get("x-kubernetes-validations", [])]
+
+
+def test_cel_rule_for_min_below_max_replicas() -> None:
+    for path in (".spec.autoscaling", ".spec.runners[].autoscaling"):
+        assert any("self.minReplicas <= self.maxReplicas" in r for r in rules_at(path)), path
+
+
+def test_cel_rule_for_unique_runner_names() -> None:
+    assert any("exists_one" in r for r in rules_at(".spec"))
+
+
+def test_cel_rules_for_object_name_length() -> None:
+    assert "self.metadata.name.size() <= 63" in rules_at("")
+
+
+def test_runner_names_are_bounded_for_cel_cost() -> None:
+    runners = schema()["properties"]["spec"]["properties"]["runners"]
+    assert runners["maxItems"] == 32
+    assert runners["items"]["properties"]["name"]["maxLength"] == 63
+
+
+def _openapi_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(schema())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
+def test_examples_are_accepted_by_the_crd_schema(path: Path) -> None:
+    _openapi_validator().validate(yaml.safe_load(path.read_text()))
+
+
+def test_crd_schema_rejects_a_misspelt_quantity() -> None:
+    bad = {
+        "apiVersion": naming.API_VERSION,
+        "kind": naming.KIND,
+        "metadata": {"name": "x"},
+        "spec": {"image": "i", "service": "a:b", "resources": {"limits": {"cpu": "two"}}},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        _openapi_validator().validate(bad)

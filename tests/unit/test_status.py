@@ -1,0 +1,312 @@
+"""Status from child Deployments and Pods: conditions with reasons taken from real pod states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from kubento_operator import crd, spec
+from kubento_operator.status import Desired, Problem, compute_status
+
+NOW = "2025-01-01T00:00:10Z"
+EARLIER = "2025-01-01T00:00:00Z"
+API = Desired("api", "demo-api", runner=False)
+RUNNER = Desired("classifier", "demo-classifier", runner=True)
+COMPONENTS = [API, RUNNER]
+
+
+def deployment(
+    name: str,
+    *,
+    desired: int = 1,
+    available: int | None = None,
+    updated: int | None = None,
+    replicas: int | None = None,
+    generation: int = 1,
+    observed: int = 1,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    available = desired if available is None else available
+    return {
+        "metadata": {"name": name, "generation": generation},
+        "spec": {"replicas": desired},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": desired if replicas is None else replicas,
+            "updatedReplicas": desired if updated is None else updated,
+            "readyReplicas": available,
+            "availableReplicas": available,
+            "conditions": conditions or [],
+        },
+    }
+
+
+def pod(
+    name: str,
+    component: Desired,
+    *,
+    waiting: dict[str, Any] | None = None,
+    last_terminated: dict[str, Any] | None = None,
+    scheduled: dict[str, Any] | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    labels = {"serving.kubento.io/deployment": "demo"}
+    if component.runner:
+        labels |= {
+            "serving.kubento.io/component": "runner",
+            "serving.kubento.io/runner": "classifier",
+        }
+    else:
+        labels |= {"serving.kubento.io/component": "api"}
+    container: dict[str, Any] = {"name": "runner" if component.runner else "api", "restartCount": 4}
+    container["state"] = {"waiting": waiting} if waiting else {"running": {}}
+    if last_terminated:
+        container["lastState"] = {"terminated": last_terminated}
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if deleting:
+        metadata["deletionTimestamp"] = EARLIER
+    status: dict[str, Any] = {"containerStatuses": [container]}
+    if scheduled:
+        status = {"conditions": [scheduled]}
+    return {"metadata": metadata, "status": status}
+
+
+def status_of(
+    deployments: list[dict[str, Any]],
+    pods: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    *,
+    generation: int = 1,
+    observed: int | None = 1,
+    problem: Problem | None = None,
+    previous: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    components: list[Desired] = COMPONENTS,
+) -> dict[str, Any]:
+    return compute_status(
+        generation=generation,
+        observed_generation=observed,
+        components=components,
+        deployments=deployments,
+        pods=pods,
+        problem=problem,
+        endpoint="http://demo-api.ns.svc:3000",
+        previous_conditions=previous,
+        now=NOW,
+    )
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    (found,) = [c for c in status["conditions"] if c["type"] == kind]
+    return found  # type: ignore[no-any-return]
+
+
+HEALTHY = [deployment("demo-api", desired=3), deployment("demo-classifier", desired=2)]
+
+
+def test_all_components_available_is_ready() -> None:
+    status = status_of(HEALTHY)
+    assert condition(status, "Ready") | {"lastTransitionTime": None} == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "AllComponentsReady",
+        "message": "2/2 components ready",
+        "observedGeneration": 1,
+        "lastTransitionTime": None,
+    }
+    assert condition(status, "Progressing")["status"] == "False"
+    assert condition(status, "Progressing")["reason"] == "RolloutComplete"
+    assert condition(status, "Degraded")["status"] == "False"
+
+
+def test_summary_columns_and_component_counts() -> None:
+    status = status_of([deployment("demo-api", desired=3, available=2), HEALTHY[1]])
+    assert status["readyComponents"] == "1/2"
+    assert status["apiReplicas"] == "2/3"
+    assert status["runnersReady"] == "1/1"
+    assert status["api"]["desiredReplicas"] == 3
+    assert status["runners"][0]["name"] == "classifier"
+    assert status["endpoint"] == "http://demo-api.ns.svc:3000"
+
+
+def test_status_matches_the_crd_status_schema() -> None:
+    schema = crd.openapi_schema(spec.BentoDeploymentStatus)
+    jsonschema.validate(status_of(HEALTHY), schema)
+    jsonschema.validate(
+        status_of([], problem=Problem("InvalidSpec", "spec.image: x"), components=[]), schema
+    )
+
+
+def test_unapplied_generation_is_not_ready_and_progressing() -> None:
+    status = status_of(HEALTHY, generation=2, observed=1)
+    assert condition(status, "Ready")["reason"] == "Applying"
+    assert condition(status, "Progressing")["status"] == "True"
+    assert status["observedGeneration"] == 1
+
+
+def test_missing_deployment_is_not_ready() -> None:
+    status = status_of([HEALTHY[0]])
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ComponentsNotReady")
+    assert "classifier (no Deployment yet)" in ready["message"]
+
+
+def test_pods_not_yet_available_are_not_ready() -> None:
+    status = status_of([HEALTHY[0], deployment("demo-classifier", desired=2, available=1)])
+    assert condition(status, "Ready")["message"] == "waiting for classifier (1/2 available)"
+    assert condition(status, "Degraded")["status"] == "False"
+
+
+def test_rollout_in_progress_is_progressing() -> None:
+    rolling = deployment("demo-classifier", desired=2, updated=1, replicas=3)
+    status = status_of([HEALTHY[0], rolling])
+    progressing = condition(status, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("True", "RollingOut")
+    assert progressing["message"] == "rolling out classifier"
+
+
+def test_deployment_controller_behind_is_progressing() -> None:
+    status = status_of([HEALTHY[0], deployment("demo-classifier", generation=3, observed=2)])
+    assert condition(status, "Progressing")["reason"] == "RollingOut"
+
+
+def test_crash_loop_is_degraded_with_exit_code() -> None:
+    crashing = pod(
+        "demo-classifier-abc",
+        RUNNER,
+        waiting={"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"},
+        last_terminated={"exitCode": 137, "reason": "OOMKilled"},
+    )
+    status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [crashing])
+    degraded = condition(status, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "CrashLoopBackOff")
+    assert "classifier: pod demo-classifier-abc container runner" in degraded["message"]
+    assert "last exit code 137 (OOMKilled), 4 restarts" in degraded["message"]
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "CrashLoopBackOff")
+
+
+def test_image_pull_backoff_is_degraded() -> None:
+    failing = pod(
+        "demo-api-x",
+        API,
+        waiting={"reason": "ImagePullBackOff", "message": 'Back-off pulling image "img:1"'},
+    )
+    status = status_of([deployment("demo-api", available=0), HEALTHY[1]], [failing])
+    degraded = condition(status, "Degraded")
+    assert degraded["reason"] == "ImagePullBackOff"
+    assert (
+        degraded["message"] == 'api: pod demo-api-x container api: Back-off pulling image "img:1"'
+    )
+
+
+def test_unschedulable_carries_the_scheduler_message() -> None:
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    pending = pod(
+        "demo-classifier-p",
+        RUNNER,
+        scheduled={
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+        },
+    )
+    status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [pending])
+    degraded = condition(status, "Degraded")
+    assert degraded["reason"] == "Unschedulable"
+    assert degraded["message"] == f"classifier: pod demo-classifier-p: {message}"
+
+
+def test_same_problem_on_several_pods_is_reported_once_with_a_count() -> None:
+    waiting = {"reason": "CrashLoopBackOff", "message": "back-off"}
+    pods = [pod(f"demo-classifier-{i}", RUNNER, waiting=waiting) for i in range(3)]
+    degraded = condition(status_of(HEALTHY, pods), "Degraded")
+    assert degraded["message"].endswith("(and 2 more pods)")
+
+
+def test_image_problems_rank_before_crash_loops() -> None:
+    pods = [
+        pod("demo-classifier-1", RUNNER, waiting={"reason": "CrashLoopBackOff"}),
+        pod("demo-api-1", API, waiting={"reason": "ErrImagePull", "message": "not found"}),
+    ]
+    degraded = condition(status_of(HEALTHY, pods), "Degraded")
+    assert degraded["reason"] == "ErrImagePull"
+    assert "CrashLoopBackOff" in degraded["message"]
+
+
+def test_terminating_pods_are_ignored() -> None:
+    gone = pod("demo-api-old", API, waiting={"reason": "CrashLoopBackOff"}, deleting=True)
+    assert condition(status_of(HEALTHY, [gone]), "Degraded")["status"] == "False"
+
+
+def test_progress_deadline_exceeded_stops_progressing_and_degrades() -> None:
+    stuck = deployment(
+        "demo-classifier",
+        updated=0,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "demo-classifier-1" has timed out progressing.',
+            }
+        ],
+    )
+    status = status_of([HEALTHY[0], stuck])
+    progressing = condition(status, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert condition(status, "Degraded")["reason"] == "ProgressDeadlineExceeded"
+
+
+def test_replica_failure_such_as_quota_degrades() -> None:
+    quota = deployment(
+        "demo-api",
+        available=0,
+        conditions=[
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": 'pods "demo-api-1" is forbidden: exceeded quota: compute',
+            }
+        ],
+    )
+    degraded = condition(status_of([quota, HEALTHY[1]]), "Degraded")
+    assert degraded["reason"] == "FailedCreate"
+    assert "exceeded quota" in degraded["message"]
+
+
+def test_invalid_spec_degrades_with_the_field_named() -> None:
+    problem = Problem("InvalidSpec", "spec.autoscaling: minReplicas (5) must be ...")
+    status = status_of([], problem=problem, generation=4, observed=4, components=[])
+    degraded = condition(status, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "InvalidSpec")
+    assert degraded["message"].startswith("spec.autoscaling:")
+    assert degraded["observedGeneration"] == 4
+    assert condition(status, "Ready")["reason"] == "InvalidSpec"
+    assert condition(status, "Progressing")["status"] == "False"
+    assert status["observedGeneration"] == 4
+
+
+def test_apply_failure_is_not_ready_even_with_healthy_children() -> None:
+    status = status_of(HEALTHY, problem=Problem("ApplyFailed", "Deployment/demo-api: denied"))
+    assert condition(status, "Ready")["status"] == "False"
+    assert condition(status, "Degraded")["reason"] == "ApplyFailed"
+
+
+@pytest.mark.parametrize("kind", ["Ready", "Progressing", "Degraded"])
+def test_transition_time_is_kept_while_status_is_unchanged(kind: str) -> None:
+    first = status_of(HEALTHY)
+    kept = [c | {"lastTransitionTime": EARLIER} for c in first["conditions"]]
+    assert condition(status_of(HEALTHY, previous=kept), kind)["lastTransitionTime"] == EARLIER
+
+
+def test_transition_time_moves_when_status_flips() -> None:
+    previous = [c | {"lastTransitionTime": EARLIER} for c in status_of(HEALTHY)["conditions"]]
+    broken = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], previous=previous)
+    assert condition(broken, "Ready")["lastTransitionTime"] == NOW
+
+
+def test_never_reconciled_has_no_observed_generation() -> None:
+    assert "observedGeneration" not in status_of(HEALTHY, observed=None)
