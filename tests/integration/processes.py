@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,10 +41,19 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
     return out.decode(errors="replace") if out else ""
 
 
-def wait_http(url: str, timeout: float = 30, status: int = 200) -> None:
+def wait_http(
+    url: str,
+    timeout: float = 30,
+    status: int = 200,
+    watch: Sequence[subprocess.Popen[bytes]] = (),
+) -> None:
+    """Wait for `url` to answer `status`; fail at once if a watched process exits."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
+        dead = [p.args for p in watch if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"waiting for {url}: process exited: {dead}")
         try:
             reply = httpx.get(url, timeout=1)
             if reply.status_code == status:
@@ -76,7 +85,9 @@ class RunnerProcess:
             metrics_port=self.metrics_port,
         )
         self.process = spawn(argv, self.env)
-        wait_http(f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}")
+        wait_http(
+            f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> str:
         assert self.process is not None
@@ -100,7 +111,7 @@ def running_service(
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
         )
         url = f"http://127.0.0.1:{api_port}"
-        wait_http(url + contract.READINESS_PATH)
+        wait_http(url + contract.READINESS_PATH, watch=[api])
         yield url, workers
     finally:
         if api is not None:
