@@ -125,7 +125,10 @@ class Runner:
         self.name = validate_name("runner", name)
         self.runnable_class = runnable_class
         self.runnable_init_params = dict(runnable_init_params or {})
-        defaults = {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+        defaults: dict[str, float | int | None] = {
+            "max_batch_size": max_batch_size,
+            "max_latency_ms": max_latency_ms,
+        }
         for key, value in defaults.items():
             _check_positive(f"runner {self.name!r}: {key}", value)
         configs = dict(method_configs or {})

@@ -8,14 +8,15 @@ event loop keeps accepting and batching calls while the model computes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import uvicorn
@@ -57,7 +58,7 @@ class RunnerWorker:
             fn = getattr(runnable, name)
             call = fn if method.spec.is_async else self._on_model_thread(fn)
             if method.spec.batchable:
-                settings = {k: v for k, v in method.config.items() if v is not None}
+                settings: dict[str, Any] = {k: v for k, v in method.config.items() if v is not None}
                 config = BatchingConfig(**settings).with_overrides(self.overrides)
                 dispatcher = Dispatcher(
                     call, config, batch_dim=method.spec.batch_dim, name=f"{self.runner.name}.{name}"
@@ -80,12 +81,15 @@ class RunnerWorker:
     ) -> pb.CallResponse:
         rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
         if not self.ready:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"runner {self.runner.name!r} is still loading"
+            await _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                f"runner {self.runner.name!r} is still loading",
             )
         method = self.methods.get(request.method)
         if method is None:
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"runner {self.runner.name!r} has no method {request.method!r}; "
                 f"it has {sorted(self.methods)}",
@@ -93,18 +97,18 @@ class RunnerWorker:
         try:
             args = tuple(codec.decode(value) for value in request.args)
         except codec.CodecError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         try:
             result = await method(args, deadline)
             return pb.CallResponse(result=codec.encode(result))
         except Overloaded as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except DeadlineUnmeetable as exc:
             retry_after = getattr(exc, "retry_after_s", 1.0)
             context.set_trailing_metadata((("retry-after-s", f"{retry_after:.3f}"),))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception as exc:
             log.warning(
                 "runner=%s method=%s request_id=%s error=%r",
@@ -113,13 +117,27 @@ class RunnerWorker:
                 rid,
                 exc,
             )
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        raise AssertionError("unreachable")
+            await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         for dispatcher in self.dispatchers:
             await dispatcher.close()
         self.executor.shutdown(wait=True)
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str
+) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("grpc.aio abort() always raises")
+
+
+class _ProbeServer(uvicorn.Server):
+    """Serves probes and metrics; signals belong to the runner, which stops it last."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _batched(dispatcher: Dispatcher) -> MethodCall:
@@ -192,13 +210,12 @@ async def serve_runner(
         raise OSError(f"runner {runner.name!r} cannot listen on {host}:{port}")
     await server.start()
 
-    probes: uvicorn.Server | None = None
+    probes: _ProbeServer | None = None
     probe_task: asyncio.Task[None] | None = None
     if metrics_port:
-        probes = uvicorn.Server(
+        probes = _ProbeServer(
             uvicorn.Config(_probe_app(worker), host=host, port=metrics_port, log_level="warning")
         )
-        probes.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         probe_task = asyncio.create_task(probes.serve())
 
     stop = asyncio.Event()
