@@ -1,0 +1,393 @@
+"""`make bench`: adaptive batching vs no batching, end to end through `kubento serve`.
+
+For each bench service (bench/services/mlp.py: `heavy` and `light`) and each
+mode (batching: max_batch_size 64, max_latency_ms 100; baseline: the same with
+KUBENTO_MAX_BATCH_SIZE=1), start `kubento serve`, warm it up, then drive
+POST /predict (one JSON row per request) with `wrk` at each concurrency and
+read the runner's Prometheus metrics before and after each run. Prints one
+table, plus the in-process limits (bare model at batch 64; the dispatcher
+alone with 64 callers), and the batching/baseline ratio per concurrency.
+
+wrk comes from Debian (`apt-get install wrk`); when it is missing and this
+runs as root with apt-get, it is installed, otherwise the bench stops and says
+how to get it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SERVICES = BENCH / "services"
+PYTHON = sys.executable
+sys.path.insert(0, str(SERVICES))
+
+from mlp import HEAVY, LIGHT  # noqa: E402
+
+MODELS = {"heavy": HEAVY, "light": LIGHT}
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%(body)s]==]
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      merged[tostring(status)] = (merged[tostring(status)] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(merged) do
+    table.insert(parts, string.format('"%%s":%%d', status, count))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"max_us":%%d,' ..
+    '"socket_errors":%%d,"statuses":{%%s}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.timeout, table.concat(parts, ",")))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("bench: wrk not found; installing it with apt-get (Debian package wrk)", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(install, env=env, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+            subprocess.run(install, env=env, check=True)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    sys.exit(
+        "bench: the load generator wrk is not installed. Install it (Debian/Ubuntu: "
+        "`sudo apt-get install wrk`, macOS: `brew install wrk`) and run `make bench` again."
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc: the bench runs on Linux)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def runner_metrics_url(serve_pid: int) -> str:
+    """The runner's metrics port, read from the argv `kubento serve` gave it."""
+    for pid in descendants(serve_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "runner" in argv and "--metrics-port" in argv:
+            return f"http://127.0.0.1:{argv[argv.index('--metrics-port') + 1]}/metrics"
+    raise RuntimeError("kubento serve started no runner with a --metrics-port")
+
+
+@contextlib.contextmanager
+def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(API URL, runner metrics URL) of `kubento serve mlp:<service>`, stopped on exit."""
+    port = free_port()
+    argv = [
+        PYTHON,
+        "-m",
+        "kubento",
+        "serve",
+        f"mlp:{service}",
+        "--working-dir",
+        str(SERVICES),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"kubento serve exited with {process.returncode}")
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(url + "/readyz", timeout=1) as reply,
+            ):
+                if reply.status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kubento serve {service} not ready after 120 s")
+            time.sleep(0.2)
+        yield url, runner_metrics_url(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+SAMPLE = re.compile(r"^(kubento_runner_[a-z_]+)\{([^}]*)\} (\S+)$")
+
+
+def scrape(metrics_url: str) -> dict[str, float]:
+    """Runner batching samples, keyed `name{labels}` (runner-wide sums over methods)."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as reply:
+        text = reply.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if not match:
+            continue
+        name, labels, value = match.groups()
+        keep = ",".join(
+            part for part in labels.split(",") if part.startswith(("le=", "reason=")) and part
+        )
+        key = f"{name}{{{keep}}}"
+        samples[key] = samples.get(key, 0.0) + float(value)
+    return samples
+
+
+def histogram_quantile(
+    before: dict[str, float], after: dict[str, float], name: str, q: float
+) -> float:
+    """Upper bucket bound holding quantile q of the observations between two scrapes."""
+    buckets = []
+    for key, value in after.items():
+        match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"\}}', key)
+        if match:
+            buckets.append((float(match.group(1)), value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return float("nan")
+    for bound, count in buckets:
+        if count >= q * total:
+            return bound
+    return float("inf")
+
+
+@dataclass
+class Row:
+    model: str
+    mode: str
+    connections: int
+    ok_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    statuses: dict[str, int]
+    mean_batch: float
+    queue_wait_p99_ms: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url + "/predict",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    out = done.stdout
+    for line in out.splitlines():
+        if line.startswith("WRK_RESULT "):
+            return dict(json.loads(line.removeprefix("WRK_RESULT ")))
+    raise RuntimeError(f"wrk printed no result:\n{out}")
+
+
+def measure(
+    wrk: str,
+    model: str,
+    mode: str,
+    env: dict[str, str],
+    connections: list[int],
+    seconds: float,
+    script: Path,
+) -> list[Row]:
+    rows = []
+    with kubento_serve(model, env) as (url, metrics_url):
+        run_wrk(wrk, url, script, 16, min(3.0, seconds))  # warm-up: caches, latency model
+        for conns in connections:
+            before = scrape(metrics_url)
+            result = run_wrk(wrk, url, script, conns, seconds)
+            after = scrape(metrics_url)
+            duration = result["duration_us"] / 1e6
+            statuses = {k: int(v) for k, v in result["statuses"].items()}
+            ok = statuses.get("200", 0)
+            batches = after.get("kubento_runner_batch_size_count{}", 0) - before.get(
+                "kubento_runner_batch_size_count{}", 0
+            )
+            batch_rows = after.get("kubento_runner_batch_size_sum{}", 0) - before.get(
+                "kubento_runner_batch_size_sum{}", 0
+            )
+            row = Row(
+                model=model,
+                mode=mode,
+                connections=conns,
+                ok_per_s=ok / duration,
+                p50_ms=result["p50_us"] / 1000,
+                p99_ms=result["p99_us"] / 1000,
+                errors=result["requests"] - ok + result["socket_errors"],
+                statuses=statuses,
+                mean_batch=batch_rows / batches if batches else float("nan"),
+                queue_wait_p99_ms=1000
+                * histogram_quantile(before, after, "kubento_runner_queue_wait_seconds", 0.99),
+            )
+            rows.append(row)
+            print(f"bench: {format_row(row)}", flush=True)
+    return rows
+
+
+def inprocess(model: str, seconds: float, callers: int) -> dict[str, Any]:
+    argv = [PYTHON, str(BENCH / "inprocess.py"), model, "--seconds", str(seconds)]
+    if callers:
+        argv += ["--callers", str(callers)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+HEADER = (
+    "| model | mode | conns | ok req/s | p50 ms | p99 ms | errors | mean batch | "
+    "queue wait p99 ms | vs baseline |"
+)
+
+
+def format_row(row: Row, ratio: str = "") -> str:
+    errors = str(row.errors)
+    failed = {k: v for k, v in row.statuses.items() if k != "200"}
+    if failed:
+        errors += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(failed.items())) + ")"
+    return (
+        f"| {row.model} | {row.mode} | {row.connections} | {row.ok_per_s:.0f} | "
+        f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {errors} | {row.mean_batch:.1f} | "
+        f"{row.queue_wait_p99_ms:.0f} | {ratio} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Kubento batching benchmark (see bench/README)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load point")
+    parser.add_argument("--models", default="heavy,light")
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--overload", type=int, default=256, help="extra point, heavy model")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    models = args.models.split(",")
+    connections = [int(c) for c in args.connections.split(",")]
+
+    limits = {}
+    for model in models:
+        limits[model] = inprocess(model, min(args.seconds, 5.0), 64)
+        limit = limits[model]
+        print(
+            f"bench: {model} in-process: model at batch 64 = {limit['limit']['rows_per_s']:.0f} "
+            f"rows/s ({limit['limit']['ms_per_call']:.1f} ms/call); dispatcher alone, 64 callers"
+            f" = {limit['dispatcher']['requests_per_s']:.0f} req/s, mean batch "
+            f"{limit['dispatcher']['mean_batch']:.1f}",
+            flush=True,
+        )
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            body = json.dumps(
+                np.random.default_rng(1).standard_normal((1, MODELS[model][0])).round(4).tolist()
+            )
+            script = Path(tmp) / f"{model}.lua"
+            script.write_text(LUA % {"body": body})
+            points = connections + ([args.overload] if model == "heavy" and args.overload else [])
+            for mode, env in (
+                ("batching", {}),
+                ("baseline", {"KUBENTO_MAX_BATCH_SIZE": "1"}),
+            ):
+                rows += measure(wrk, model, mode, env, points, args.seconds, script)
+
+    print()
+    for model in models:
+        limit = limits[model]
+        print(
+            f"{model}: in-process limit at batch 64 = {limit['limit']['rows_per_s']:.0f} rows/s; "
+            f"dispatcher alone (64 callers, no HTTP/gRPC) = "
+            f"{limit['dispatcher']['requests_per_s']:.0f} req/s"
+        )
+    print()
+    print(HEADER)
+    print("|---" * (HEADER.count("|") - 1) + "|")
+    baseline = {(r.model, r.connections): r for r in rows if r.mode == "baseline"}
+    for row in rows:
+        ratio = ""
+        base = baseline.get((row.model, row.connections))
+        if row.mode == "batching" and base is not None and base.ok_per_s > 0:
+            ratio = f"{row.ok_per_s / base.ok_per_s:.2f}x"
+        print(format_row(row, ratio))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"limits": limits, "rows": [row.__dict__ for row in rows]}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Bench services: float32 MLPs with seeded weights, one row per JSON request.
+
+`heavy` (512 -> 4096 -> 4096 -> 16) is compute-bound: a batch of 64 costs little
+more than a batch of 1, so batching is where its throughput comes from.
+`light` (256 -> 1024 -> 16) is serving-overhead-bound: the model is nearly
+free and the HTTP/gRPC path dominates.
+
+Serve one with `kubento serve mlp:heavy --working-dir bench/services`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+import kubento
+from kubento.io import NumpyNdarray
+
+SEED = 20240601
+MAX_BATCH_SIZE = 64
+MAX_LATENCY_MS = 100
+
+
+def make_weights(widths: tuple[int, ...], seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """He-initialised float32 layers; the same seed always gives the same model."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for fan_in, fan_out in itertools.pairwise(widths):
+        weight = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
+        weight *= np.float32(np.sqrt(2.0 / fan_in))
+        layers.append((weight, np.zeros(fan_out, dtype=np.float32)))
+    return layers
+
+
+def forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    for index, (weight, bias) in enumerate(layers):
+        x = x @ weight + bias
+        if index < len(layers) - 1:
+            np.maximum(x, 0, out=x)
+    return x
+
+
+class MLP(kubento.Runnable):
+    SUPPORTS_CPU_MULTI_THREADING = True
+
+    def __init__(self, widths: tuple[int, ...]) -> None:
+        self.layers = make_weights(widths)
+
+    @kubento.Runnable.method(batchable=True, batch_dim=0)
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return forward(self.layers, x)
+
+
+HEAVY = (512, 4096, 4096, 16)
+LIGHT = (256, 1024, 16)
+
+
+def _service(name: str, widths: tuple[int, ...]) -> kubento.Service:
+    runner = kubento.Runner(
+        MLP,
+        name=f"{name}-mlp",
+        runnable_init_params={"widths": widths},
+        max_batch_size=MAX_BATCH_SIZE,
+        max_latency_ms=MAX_LATENCY_MS,
+    )
+    svc = kubento.Service(name, runners=[runner])
+
+    @svc.api(
+        input=NumpyNdarray(dtype="float32", shape=(-1, widths[0])),
+        output=NumpyNdarray(),
+        route="/predict",
+    )
+    async def predict(x: np.ndarray) -> np.ndarray:
+        return await runner.predict.async_run(x)
+
+    return svc
+
+
+heavy = _service("heavy", HEAVY)
+light = _service("light", LIGHT)

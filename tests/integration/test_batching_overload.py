@@ -1,0 +1,136 @@
+"""Batching under overload, through real API server and runner processes.
+
+Every request gets exactly one answer: its own rows (2*row + 1) or a fast
+429/503; the runner ran each admitted row exactly once; metrics account for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kubento import contract
+from tests.integration.processes import RunnerProcess, running_service
+
+SERVICE = "slow_tagger:svc"
+REQUESTS = 300
+
+
+def runner_samples(runner: RunnerProcess) -> dict[str, float]:
+    """Runner batching samples summed over labels except `reason`."""
+    text = httpx.get(f"http://127.0.0.1:{runner.metrics_port}{contract.METRICS_PATH}").text
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith("kubento_runner_") or "le" in sample.labels:
+                continue
+            key = sample.name
+            if "reason" in sample.labels:
+                key += ":" + sample.labels["reason"]
+            samples[key] = samples.get(key, 0.0) + sample.value
+    return samples
+
+
+async def flood(url: str) -> tuple[list[np.ndarray], list[httpx.Response]]:
+    rng = np.random.default_rng(11)
+    inputs = [rng.normal(size=(1 + i % 3, 3)).round(6) for i in range(REQUESTS)]
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def post(x: np.ndarray) -> httpx.Response:
+            # A keep-alive connection the server closed under the client's feet
+            # fails before the request reaches the runner; resend it once. (A
+            # resend that did reach the runner would show as rows run twice.)
+            try:
+                return await client.post("/tag", json=x.tolist())
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                return await client.post("/tag", json=x.tolist())
+
+        replies = await asyncio.gather(*(post(x) for x in inputs))
+    return inputs, replies
+
+
+def check_every_answer(inputs: list[np.ndarray], replies: list[httpx.Response]) -> None:
+    for x, reply in zip(inputs, replies, strict=True):
+        assert reply.status_code in (200, 429, 503), reply.text
+        if reply.status_code == 200:
+            np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+        else:
+            assert "error" in reply.json()
+
+
+@pytest.fixture(scope="module")
+def queue_bound() -> Iterator[tuple[str, RunnerProcess]]:
+    env = {contract.ENV_MAX_QUEUE_SIZE: "24", contract.ENV_MAX_LATENCY_MS: "10000"}
+    with running_service(SERVICE, ["slow"], env=env) as (url, runners):
+        yield url, runners["slow"]
+
+
+@pytest.fixture(scope="module")
+def budget_bound() -> Iterator[tuple[str, RunnerProcess]]:
+    env = {contract.ENV_MAX_QUEUE_SIZE: "0", contract.ENV_MAX_LATENCY_MS: "80"}
+    with running_service(SERVICE, ["slow"], env=env) as (url, runners):
+        yield url, runners["slow"]
+
+
+async def test_a_full_queue_answers_429_and_every_admitted_row_runs_exactly_once(
+    queue_bound: tuple[str, RunnerProcess],
+) -> None:
+    url, runner = queue_bound
+    before = runner_samples(runner)
+    inputs, replies = await flood(url)
+    after = runner_samples(runner)
+    check_every_answer(inputs, replies)
+    statuses = [reply.status_code for reply in replies]
+    assert statuses.count(429) > 0, "a queue of 24 rows never filled under 128 callers"
+    admitted = [x for x, reply in zip(inputs, replies, strict=True) if reply.status_code == 200]
+    ran_rows = after["kubento_runner_batch_size_sum"] - before.get(
+        "kubento_runner_batch_size_sum", 0
+    )
+    assert ran_rows == sum(len(x) for x in admitted)
+    rejected = after.get("kubento_runner_rejections_total:queue_full", 0) - before.get(
+        "kubento_runner_rejections_total:queue_full", 0
+    )
+    assert rejected == statuses.count(429)
+
+
+async def test_requests_that_would_wait_past_the_budget_get_503_with_retry_after(
+    budget_bound: tuple[str, RunnerProcess],
+) -> None:
+    url, runner = budget_bound
+    await flood(url)  # teaches the runner its latency per batch size
+    before = runner_samples(runner)
+    inputs, replies = await flood(url)
+    after = runner_samples(runner)
+    check_every_answer(inputs, replies)
+    unavailable = [reply for reply in replies if reply.status_code == 503]
+    assert unavailable, "nothing was shed although the queue held far more than the budget"
+    assert all(int(reply.headers["retry-after"]) >= 1 for reply in unavailable)
+    rejected = after.get("kubento_runner_rejections_total:deadline", 0) - before.get(
+        "kubento_runner_rejections_total:deadline", 0
+    )
+    assert rejected == len(unavailable)
+
+
+async def test_runner_metrics_count_batches_waits_and_queue_depth(
+    queue_bound: tuple[str, RunnerProcess],
+) -> None:
+    url, runner = queue_bound
+    before = runner_samples(runner)
+    _, replies = await flood(url)
+    after = runner_samples(runner)
+    admitted = sum(reply.status_code == 200 for reply in replies)
+    batches = after["kubento_runner_batch_size_count"] - before.get(
+        "kubento_runner_batch_size_count", 0
+    )
+    assert 0 < batches < admitted, "admitted requests were not batched together"
+    waits = after["kubento_runner_queue_wait_seconds_count"] - before.get(
+        "kubento_runner_queue_wait_seconds_count", 0
+    )
+    assert waits == admitted
+    assert after["kubento_runner_queue_depth"] == 0
