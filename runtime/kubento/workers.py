@@ -1,0 +1,135 @@
+"""`--workers N`: several runner worker processes in one pod, and their thread budget.
+
+Each worker is a full runner process (gRPC server, dispatchers, model) bound to
+the same port; gRPC servers set SO_REUSEPORT, so the kernel spreads incoming
+*connections* over the workers (a client balances calls across them by opening
+several connections). The supervisor here starts the workers, forwards
+SIGTERM/SIGINT, and when one dies unexpectedly stops the rest and exits with
+its code so Kubernetes restarts the pod rather than leaving it half-served.
+
+Thread budget, as BentoML's resource strategy does: a runnable that declares
+SUPPORTS_CPU_MULTI_THREADING gets cpus // workers threads per worker for
+OpenMP/OpenBLAS/MKL; one that does not gets 1 (more threads would only contend).
+Variables the user already set are left alone.
+
+Metrics: workers share one multiprocess directory (PROMETHEUS_MULTIPROC_DIR);
+the worker that serves the metrics port reads all of them through
+`metrics_registry()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ENV_WORKER_INDEX = "KUBENTO_WORKER_INDEX"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+STOP_TIMEOUT_S = 30.0
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = (cgroup_root / "cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return cpus
+
+
+def thread_env(
+    supports_cpu_multi_threading: bool,
+    workers: int,
+    cpus: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Thread-count variables for one of `workers` workers (those not already in `env`)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    total = cpus if cpus is not None else available_cpus()
+    threads = max(1, total // workers) if supports_cpu_multi_threading else 1
+    current = os.environ if env is None else env
+    return {name: str(threads) for name in THREAD_VARS if not current.get(name)}
+
+
+def metrics_registry() -> CollectorRegistry:
+    """The registry to expose: every worker's samples under `--workers N`, else this process's."""
+    directory = os.environ.get(MULTIPROC_DIR)
+    if not directory:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry
+
+
+def run_workers(
+    argv_for: Callable[[int], Sequence[str]],
+    workers: int,
+    *,
+    supports_cpu_multi_threading: bool,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run `workers` processes (`argv_for(index)` each) until a signal or a death; return a code.
+
+    Every worker gets the thread variables, its index in KUBENTO_WORKER_INDEX
+    and the shared metrics directory. SIGTERM/SIGINT are forwarded; the
+    return code is 0 after a requested stop, else the first dead worker's.
+    """
+    base = dict(os.environ if env is None else env)
+    directory = tempfile.mkdtemp(prefix="kubento-metrics-")
+    base.update(thread_env(supports_cpu_multi_threading, workers, env=base))
+    base[MULTIPROC_DIR] = directory
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for index in range(workers):
+            child_env = {**base, ENV_WORKER_INDEX: str(index)}
+            children.append(subprocess.Popen(list(argv_for(index)), env=child_env))
+        code = 0
+        while True:
+            dead = next((c for c in children if c.poll() is not None), None)
+            if dead is not None:
+                if not stopping:
+                    code = dead.returncode or 1
+                    forward(signal.SIGTERM, None)
+                break
+            time.sleep(0.2)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        shutil.rmtree(directory, ignore_errors=True)
