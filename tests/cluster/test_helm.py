@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controlplane import ControlPlane, find_binaries
+
 from kubento.serve import free_port
+from tests.cluster.controlplane import ControlPlane, find_binaries
 
 pytestmark = pytest.mark.cluster
 

@@ -118,6 +118,8 @@ def render(helm: Path, tmp_path: Path, values: Mapping[str, Any]) -> list[dict[s
         str(CHART),
         "--namespace",
         RELEASE_NAMESPACE,
+        "--kube-version",
+        KUBERNETES_VERSIONS[0],
         "--values",
         str(values_file(tmp_path, values)),
     )
@@ -184,7 +186,7 @@ def test_every_rendered_object_is_valid(helm: Path, tmp_path: Path, combination:
 
 
 def test_invalid_value_is_rejected_naming_the_field(helm: Path, tmp_path: Path) -> None:
-    with pytest.raises(HelmError, match=r"log\.format"):
+    with pytest.raises(HelmError, match=r"/log/format'?: value must be one of"):
         render(helm, tmp_path, {"log": {"format": "xml"}})
 
 
