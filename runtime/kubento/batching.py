@@ -345,12 +345,12 @@ class BatchPolicy:
             raise DeadlineUnmeetable("the request's deadline has already passed", retry_after_s=0)
         forecast = self._forecast(rows, now)
         if forecast is not None:
-            start, finish = forecast
-            if start - now > self._budget_s:
+            wait, start, finish = forecast
+            if wait > self._budget_s:
                 raise DeadlineUnmeetable(
                     f"the queue would hold this request for about {(start - now) * 1000:.0f} ms, "
                     f"over the batching budget max_latency_ms={self.config.max_latency_ms:g}",
-                    retry_after_s=start - now - self._budget_s,
+                    retry_after_s=wait - self._budget_s,
                 )
             if deadline is not None and finish > deadline:
                 raise DeadlineUnmeetable(
@@ -446,10 +446,15 @@ class BatchPolicy:
             return None
         return min(pause_at, latest)
 
-    def _forecast(self, rows: int, now: float) -> tuple[float, float] | None:
-        """(start of the first, end of the last) of `rows` new rows; None while untrained.
+    def _forecast(self, rows: int, now: float) -> tuple[float, float, float] | None:
+        """Predicted queueing of `rows` new rows; None while the latency model is untrained.
 
+        Returns (queue wait, start, finish): the time the full batches queued
+        ahead will take, when the first new row starts, when the last ends.
         Batches ahead are assumed full, each taking the earliest free slot.
+        The queue wait leaves out what is already running: a request that finds
+        no queue is admitted however slow the model is; the deadline check
+        (on `finish`) still counts everything.
         """
         model = self.latency
         full = model.predict(self.config.max_batch_size)
@@ -466,13 +471,14 @@ class BatchPolicy:
         first = self.queued_rows // size
         last = (self.queued_rows + rows - 1) // size
         last_rows = self.queued_rows + rows - last * size
-        start = slots[first % self.concurrency] + (first // self.concurrency) * full
+        wait = (first // self.concurrency) * full
+        start = slots[first % self.concurrency] + wait
         finish = (
             slots[last % self.concurrency]
             + (last // self.concurrency) * full
             + (model.predict(last_rows) or full)
         )
-        return start, finish
+        return wait, start, finish
 
     def _drain_time(self, rows: int) -> float | None:
         full = self.latency.predict(self.config.max_batch_size)

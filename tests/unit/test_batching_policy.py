@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kubento.batching import (
     BatchingConfig,
     BatchPolicy,
@@ -252,6 +253,15 @@ def test_a_request_that_would_wait_past_the_budget_is_rejected_at_once() -> None
         policy.admit(1, signature="s")
     assert info.value.retry_after_s == pytest.approx(0.010)
     assert policy.queued_rows == 24
+
+
+def test_a_request_finding_no_queue_is_admitted_however_slow_the_running_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_latency_ms=50, latency={4: 0.200})
+    policy.admit(4, signature="s")
+    assert policy.decide().batch is not None
+    policy.admit(1, signature="s")
+    assert policy.queued_rows == 1
 
 
 def test_a_request_whose_deadline_cannot_be_met_is_rejected_at_once() -> None:

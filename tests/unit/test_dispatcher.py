@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
+
 from kubento.batching import (
     BatchingConfig,
     BatchOutputError,
@@ -14,7 +16,6 @@ from kubento.batching import (
     Dispatcher,
     Overloaded,
 )
-from prometheus_client import REGISTRY
 
 
 class Model:
