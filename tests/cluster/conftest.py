@@ -9,6 +9,7 @@ a failing test's report names that directory and shows the end of each log.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ WORKDIR = REPO / ".kubento" / "test-clusters"
 LOGS = REPO / ".kubento" / "test-cluster-logs"
 NAME_PREFIX = "kubento-test-"
 LOG_TAIL_LINES = 15
+KEEP_LOG_RUNS = 5
 
 _state: dict[str, ControlPlane | bool | float] = {"failed": False}
 
@@ -38,6 +40,15 @@ def _pid_alive(pid: int) -> bool:
 
 def _test_cluster(name: str) -> ControlPlane:
     return ControlPlane(name=name, workdir=WORKDIR, kubeconfig=WORKDIR / f"{name}.kubeconfig")
+
+
+def _prune_old_logs() -> None:
+    """Keep the component logs of the last few runs only."""
+    if not LOGS.is_dir():
+        return
+    runs = sorted(LOGS.glob(f"{NAME_PREFIX}*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[KEEP_LOG_RUNS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_stale_clusters() -> None:
@@ -59,6 +70,7 @@ def cluster() -> Iterator[ControlPlane]:
     except ControlPlaneError as err:
         pytest.fail(str(err), pytrace=False)
     _remove_stale_clusters()
+    _prune_old_logs()
     plane = _test_cluster(f"{NAME_PREFIX}{os.getpid()}")
     plane.down()
     _state["cluster"] = plane
