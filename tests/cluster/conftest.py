@@ -62,13 +62,20 @@ def _remove_stale_clusters() -> None:
             _test_cluster(path.name).down()
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[ControlPlane]:
-    """A running control plane with kwok nodes, private to this pytest run."""
+def _binaries_problem() -> str | None:
     try:
         find_binaries()
     except ControlPlaneError as err:
-        pytest.fail(str(err), pytrace=False)
+        return str(err)
+    return None
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ControlPlane]:
+    """A running control plane with kwok nodes, private to this pytest run."""
+    problem = _binaries_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
     _remove_stale_clusters()
     _prune_old_logs()
     plane = _test_cluster(f"{NAME_PREFIX}{os.getpid()}")
@@ -78,9 +85,10 @@ def cluster() -> Iterator[ControlPlane]:
     try:
         plane.up()
     except ControlPlaneError as err:
-        plane.keep_logs(LOGS / plane.name)
+        problem = f"{err}\ncomponent logs kept in {plane.keep_logs(LOGS / plane.name)}"
         plane.down()
-        pytest.fail(f"{err}\ncomponent logs kept in {LOGS / plane.name}", pytrace=False)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     _state["startup_seconds"] = time.monotonic() - started
     try:
         yield plane
