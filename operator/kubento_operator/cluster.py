@@ -93,12 +93,18 @@ class Cluster:
         except NotFoundError:
             return None
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource of a BentoDeployment."""
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
+    ) -> None:
+        """Merge-patch the status subresource of a BentoDeployment.
+
+        Raises ConflictError when the object changed since `resource_version` was read,
+        so a status computed from a stale read never overwrites a newer one.
+        """
         resource = self._resource(naming.API_VERSION, naming.KIND).subresources["status"]
         self._dynamic.patch(
             resource,
-            body={"status": status},
+            body={"metadata": {"resourceVersion": resource_version}, "status": status},
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",

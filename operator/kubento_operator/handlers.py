@@ -38,11 +38,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.cluster = Cluster(load_api_client())
 
 
-def _warner(body: Mapping[str, Any]) -> reconcile.Warn:
-    def warn(reason: str, message: str) -> None:
-        kopf.warn(body, reason=reason, message=message)  # type: ignore[arg-type]
-
-    return warn
+def _warn(owner: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event on the BentoDeployment."""
+    kopf.warn(owner, reason=reason, message=message)  # type: ignore[arg-type]
 
 
 @kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL)
@@ -51,7 +49,7 @@ def _warner(body: Mapping[str, Any]) -> reconcile.Warn:
 def bento_deployment_changed(
     body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
 ) -> None:
-    outcome = reconcile.reconcile(memo.cluster, body, warn=_warner(body), logger=logger)
+    outcome = reconcile.reconcile(memo.cluster, body, warn=_warn, logger=logger)
     if outcome.retry and outcome.problem is not None:
         raise kopf.TemporaryError(outcome.problem.message, delay=RETRY_DELAY_SECONDS)
 
@@ -61,12 +59,8 @@ def _refresh_parent(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger) 
     namespace = body.metadata.namespace
     if not parent or not namespace:
         return
-
-    def warn(owner: Mapping[str, Any], reason: str, message: str) -> None:
-        kopf.warn(owner, reason=reason, message=message)  # type: ignore[arg-type]
-
     cluster: Cluster = memo.cluster
-    if reconcile.refresh_status(cluster, namespace, parent, warn=warn):
+    if reconcile.refresh_status(cluster, namespace, parent, warn=_warn):
         logger.debug("status refreshed bentodeployment=%s/%s", namespace, parent)
 
 

@@ -8,6 +8,7 @@ idempotent; running it twice, or after a crash halfway, converges.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -17,17 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ConflictError
 
 from kubento_operator import metrics, naming, render, spec, status
 from kubento_operator.cluster import CHILD_KINDS, Cluster
 from kubento_operator.status import Problem
 
-Warn = Callable[[str, str], None]
+Warn = Callable[[Mapping[str, Any], str, str], None]
+"""Report something a human must act on: (BentoDeployment, reason, message)."""
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
 OPERATOR_REASONS = (INVALID_SPEC, APPLY_FAILED)
+MAX_STATUS_ATTEMPTS = 5
 STATUS_FIELDS = tuple(
     field.alias or name for name, field in spec.BentoDeploymentStatus.model_fields.items()
 )
@@ -35,9 +39,8 @@ STATUS_FIELDS = tuple(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a reconcile did; `retry` asks the caller to try again later (transient failure)."""
+    """What a reconcile hit; `retry` asks the caller to try again later (transient failure)."""
 
-    status: dict[str, Any]
     problem: Problem | None = None
     retry: bool = False
 
@@ -124,9 +127,12 @@ def write_status(
     cluster: Cluster,
     body: Mapping[str, Any],
     new: dict[str, Any],
-    warn: Warn,
+    warn: Callable[[str, str], None],
 ) -> bool:
-    """Patch the status if it changed; warn when Degraded turns True or changes reason."""
+    """Patch the status if it changed; warn when Degraded turns True or changes reason.
+
+    Raises ConflictError if `body` is no longer the current object.
+    """
     previous = body.get("status") or {}
     mine = {key: previous[key] for key in STATUS_FIELDS if key in previous}
     if mine == new:
@@ -134,7 +140,9 @@ def write_status(
     patch: dict[str, Any] = {key: None for key in mine if key not in new}
     patch.update(new)
     metadata = body["metadata"]
-    cluster.patch_status(metadata["namespace"], metadata["name"], patch)
+    cluster.patch_status(
+        metadata["namespace"], metadata["name"], patch, metadata["resourceVersion"]
+    )
     before, after = _degraded(previous), _degraded(new)
     if after.get("status") == "True" and (
         before.get("status") != "True"
@@ -145,32 +153,65 @@ def write_status(
     return True
 
 
+def commit_status(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+    warn: Warn,
+) -> bool:
+    """Read the object, compute its status, patch it; again if someone wrote in between.
+
+    `compute` returns None to leave the status alone. Returns whether it patched.
+    """
+    for _ in range(MAX_STATUS_ATTEMPTS):
+        body = cluster.get_bento_deployment(namespace, name)
+        if body is None:
+            return False
+        new = compute(body)
+        if new is None:
+            return False
+        try:
+            return write_status(cluster, body, new, functools.partial(warn, body))
+        except ConflictError:
+            continue
+    return False
+
+
+def _conditions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list((body.get("status") or {}).get("conditions") or [])
+
+
 def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: Logger) -> Outcome:
     """Bring the children of one BentoDeployment in line with its spec."""
     started = time.monotonic()
     body = plain(body)
     metadata = body.get("metadata") or {}
+    namespace, name = metadata["namespace"], metadata["name"]
     generation = metadata.get("generation")
-    previous = body.get("status") or {}
-    conditions = previous.get("conditions") or []
     try:
         bd = spec.parse(body)
     except spec.SpecError as exc:
-        problem = Problem(INVALID_SPEC, str(exc))
-        new = status.compute_status(
-            generation=generation,
-            observed_generation=generation,
-            components=[],
-            deployments=[],
-            pods=[],
-            problem=problem,
-            previous_conditions=conditions,
-            now=now(),
+        invalid = Problem(INVALID_SPEC, str(exc))
+        commit_status(
+            cluster,
+            namespace,
+            name,
+            lambda current: status.compute_status(
+                generation=generation,
+                observed_generation=generation,
+                components=[],
+                deployments=[],
+                pods=[],
+                problem=invalid,
+                previous_conditions=_conditions(current),
+                now=now(),
+            ),
+            warn,
         )
-        write_status(cluster, body, new, warn)
         metrics.RECONCILES.labels(result="invalid").inc()
         logger.warning("invalid spec, not applied: %s", exc)
-        return Outcome(new, problem)
+        return Outcome(invalid)
 
     children = render.render(bd)
     current: dict[str, Any] | None = None
@@ -183,26 +224,38 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
         target = (
             f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
         )
-        problem = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
-        new = status.compute_status(
-            generation=generation,
-            observed_generation=generation,
-            components=status.desired_components(bd),
-            deployments=[],
-            pods=[],
-            problem=problem,
-            endpoint=render.endpoint(bd),
-            previous_conditions=conditions,
-            now=now(),
+        failed = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
+        commit_status(
+            cluster,
+            namespace,
+            name,
+            lambda latest: status.compute_status(
+                generation=generation,
+                observed_generation=generation,
+                components=status.desired_components(bd),
+                deployments=[],
+                pods=[],
+                problem=failed,
+                endpoint=render.endpoint(bd),
+                previous_conditions=_conditions(latest),
+                now=now(),
+            ),
+            warn,
         )
-        write_status(cluster, body, new, warn)
         metrics.RECONCILES.labels(result="failed").inc()
         metrics.RECONCILE_ERRORS.inc()
-        logger.error("apply failed: %s", problem.message)
-        return Outcome(new, problem, retry=_is_transient(exc))
+        logger.error("apply failed: %s", failed.message)
+        return Outcome(failed, retry=_is_transient(exc))
 
-    new = observe(cluster, bd, observed_generation=generation, previous=previous)
-    write_status(cluster, body, new, warn)
+    commit_status(
+        cluster,
+        namespace,
+        name,
+        lambda latest: observe(
+            cluster, bd, observed_generation=generation, previous=latest.get("status") or {}
+        ),
+        warn,
+    )
     metrics.RECONCILES.labels(result="applied").inc()
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
     logger.info(
@@ -211,36 +264,27 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
         ",".join(pruned) or "none",
         generation,
     )
-    return Outcome(new)
+    return Outcome()
 
 
-def refresh_status(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    *,
-    warn: Callable[[Mapping[str, Any], str, str], None],
-) -> bool:
+def refresh_status(cluster: Cluster, namespace: str, name: str, *, warn: Warn) -> bool:
     """Recompute a BentoDeployment's status after one of its children changed.
 
     Leaves the status alone when the object is gone, was never reconciled, or its last
     reconcile failed (the next reconcile rewrites it). Returns whether it patched.
     """
-    body = cluster.get_bento_deployment(namespace, name)
-    if body is None:
-        metrics.STATUS_REFRESHES.labels(outcome="gone").inc()
-        return False
-    previous = body.get("status") or {}
-    observed = previous.get("observedGeneration")
-    if observed is None or _degraded(previous).get("reason") in OPERATOR_REASONS:
-        metrics.STATUS_REFRESHES.labels(outcome="skipped").inc()
-        return False
-    try:
-        bd = spec.parse(body)
-    except spec.SpecError:
-        metrics.STATUS_REFRESHES.labels(outcome="skipped").inc()
-        return False
-    new = observe(cluster, bd, observed_generation=observed, previous=previous)
-    changed = write_status(cluster, body, new, lambda reason, message: warn(body, reason, message))
+
+    def compute(body: dict[str, Any]) -> dict[str, Any] | None:
+        previous = body.get("status") or {}
+        observed = previous.get("observedGeneration")
+        if observed is None or _degraded(previous).get("reason") in OPERATOR_REASONS:
+            return None
+        try:
+            bd = spec.parse(body)
+        except spec.SpecError:
+            return None
+        return observe(cluster, bd, observed_generation=observed, previous=previous)
+
+    changed = commit_status(cluster, namespace, name, compute, warn)
     metrics.STATUS_REFRESHES.labels(outcome="patched" if changed else "unchanged").inc()
     return changed
