@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
@@ -104,6 +105,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
 def _runner(service: object, args: argparse.Namespace) -> int:
     from kubento.service import Service
     from kubento.worker import serve_runner
+    from kubento.workers import run_workers, thread_env
 
     assert isinstance(service, Service)
     if not args.name:
@@ -114,9 +116,29 @@ def _runner(service: object, args: argparse.Namespace) -> int:
             f"service {service.name!r} has no runner {args.name!r}; "
             f"it has {sorted(service.runners)}"
         )
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     overrides = contract.BatchingOverrides.from_env(os.environ)
-    if args.workers != 1:
-        raise ValueError("--workers > 1 is not supported yet")
+    multi_threaded = runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING
+    if args.workers > 1:
+
+        def argv_for(index: int) -> list[str]:
+            # Only the first worker serves probes and (all workers') metrics.
+            metrics_port = args.metrics_port if index == 0 else 0
+            return [
+                *_self_argv(),
+                "runner", args.service, "--working-dir", args.working_dir,
+                "--name", runner.name, "--host", args.host, "--port", str(args.port),
+                "--workers", "1", "--metrics-port", str(metrics_port),
+                "--log-level", args.log_level,
+            ]  # fmt: skip
+
+        return run_workers(argv_for, args.workers, supports_cpu_multi_threading=multi_threaded)
+    threads = thread_env(multi_threaded, 1)
+    if threads:
+        # BLAS/OpenMP read their thread counts when they load, which importing the
+        # service already did: start again with the budget in the environment.
+        os.execve(sys.executable, [*_self_argv(), *args.argv], {**os.environ, **threads})
     asyncio.run(
         serve_runner(
             runner,
@@ -127,6 +149,10 @@ def _runner(service: object, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _self_argv() -> list[str]:
+    return [sys.executable, "-m", "kubento"]
 
 
 if __name__ == "__main__":

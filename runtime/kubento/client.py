@@ -1,13 +1,17 @@
 """The API server's gRPC client for runner workers.
 
-One channel per runner. With a `dns:///` target (a headless Service) the
-channel resolves every runner pod and balances calls round robin.
+With a `dns:///` target (a headless Service) a channel resolves every runner
+pod and balances calls over them round robin. A runner pod may run several
+worker processes on one port (SO_REUSEPORT), and the kernel hands each
+*connection* to one of them, so the client keeps a few channels with their own
+connections and rotates calls over those too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 from typing import Any
 
 import grpc
@@ -26,6 +30,7 @@ from kubento.exceptions import (
 CALL_METHOD = "/kubento.runner.v1.Runner/Call"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
+CONNECTIONS_PER_RUNNER = 8
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -36,36 +41,52 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # Each channel owns its connections, rather than sharing them process-wide.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
 class RunnerClient:
     """Calls one runner (all its pods) over gRPC; maps gRPC statuses to Kubento errors."""
 
-    def __init__(self, name: str, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connections: int = CONNECTIONS_PER_RUNNER,
+    ) -> None:
         self.name = name
         self.target = target
         self.timeout_s = timeout_s
-        self._channel: grpc.aio.Channel | None = None
-        self._call: Any = None
+        self.connections = connections
+        self._channels: list[grpc.aio.Channel] = []
+        self._calls: list[Any] = []
+        self._next = itertools.count()
         self._health: health_pb2_grpc.HealthStub | None = None
 
-    def _ensure_channel(self) -> None:
-        if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-            self._call = self._channel.unary_unary(
-                CALL_METHOD,
-                request_serializer=pb.CallRequest.SerializeToString,
-                response_deserializer=pb.CallResponse.FromString,
+    def _ensure_channels(self) -> None:
+        if self._channels:
+            return
+        for _ in range(self.connections):
+            channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._channels.append(channel)
+            self._calls.append(
+                channel.unary_unary(
+                    CALL_METHOD,
+                    request_serializer=pb.CallRequest.SerializeToString,
+                    response_deserializer=pb.CallResponse.FromString,
+                )
             )
-            self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channels[0])
 
     async def call(self, method: str, args: tuple[Any, ...]) -> Any:
-        self._ensure_channel()
+        self._ensure_channels()
+        call = self._calls[next(self._next) % len(self._calls)]
         request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
         metadata = ((contract.REQUEST_ID_METADATA, request_id.get()),) if request_id.get() else ()
         try:
-            response = await self._call(request, timeout=self.timeout_s, metadata=metadata)
+            response = await call(request, timeout=self.timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise self._translate(method, exc) from None
         return codec.decode(response.result)
@@ -88,7 +109,7 @@ class RunnerClient:
         return RunnerError(f"{where} failed: {details}")
 
     async def healthy(self, timeout_s: float = 1.0) -> bool:
-        self._ensure_channel()
+        self._ensure_channels()
         assert self._health is not None
         try:
             reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -97,9 +118,10 @@ class RunnerClient:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        for channel in self._channels:
+            await channel.close()
+        self._channels.clear()
+        self._calls.clear()
 
 
 class RemoteHandle:

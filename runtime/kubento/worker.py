@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +32,7 @@ from kubento._proto import runner_pb2 as pb
 from kubento.batching import BatchingConfig, DeadlineUnmeetable, Dispatcher, Overloaded
 from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES
 from kubento.runner import Runner
+from kubento.workers import metrics_registry
 
 log = logging.getLogger("kubento.runner")
 
@@ -164,7 +165,7 @@ def _probe_app(worker: RunnerWorker) -> Starlette:
         return JSONResponse({"error": "runner not ready", "detail": None}, status_code=503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[

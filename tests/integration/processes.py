@@ -66,8 +66,10 @@ def wait_http(
 
 
 class RunnerProcess:
-    def __init__(self, service: str, name: str, env: dict[str, str] | None = None) -> None:
-        self.service, self.name, self.env = service, name, env
+    def __init__(
+        self, service: str, name: str, env: dict[str, str] | None = None, workers: int = 1
+    ) -> None:
+        self.service, self.name, self.env, self.workers = service, name, env, workers
         self.port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -83,6 +85,7 @@ class RunnerProcess:
             host="127.0.0.1",
             port=self.port,
             metrics_port=self.metrics_port,
+            workers=self.workers,
         )
         self.process = spawn(argv, self.env)
         wait_http(

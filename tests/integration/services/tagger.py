@@ -1,5 +1,7 @@
 """A test service whose answers reveal any mixing of rows between callers."""
 
+import os
+
 import numpy as np
 from pydantic import BaseModel
 
@@ -22,6 +24,10 @@ class RowTagger(kubento.Runnable):
     def stats(self) -> dict[str, int]:
         sizes = self.batch_sizes or [0]
         return {"calls": len(self.batch_sizes), "max_batch": max(sizes), "rows": sum(sizes)}
+
+    @kubento.Runnable.method
+    def whoami(self) -> int:
+        return os.getpid()
 
     @kubento.Runnable.method
     def fail(self, message: str) -> str:

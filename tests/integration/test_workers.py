@@ -1,0 +1,93 @@
+"""`--workers N`: N runner processes behind one port, each serving calls, stopped together."""
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kubento.client import RunnerClient
+from tests.integration.processes import RunnerProcess
+
+
+@pytest.fixture
+def two_workers() -> Iterator[RunnerProcess]:
+    runner = RunnerProcess("tagger:svc", "tagger", workers=2)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == supervisor:
+                pids.add(int(entry.name))
+    return pids
+
+
+async def call_many(target: str, method: str, count: int, *args: object) -> list[object]:
+    # 16 connections: the kernel hands each to one worker, so all 16 landing on
+    # the same one of two workers has a chance of 2**-15.
+    client = RunnerClient("tagger", target, connections=16)
+    try:
+        return list(await asyncio.gather(*(client.call(method, args) for _ in range(count))))
+    finally:
+        await client.close()
+
+
+def test_calls_are_served_by_every_worker_process(two_workers: RunnerProcess) -> None:
+    assert two_workers.process is not None
+    workers = worker_pids(two_workers.process.pid)
+    assert len(workers) == 2
+    answered_by = asyncio.run(call_many(two_workers.target, "whoami", 64))
+    assert set(answered_by) == workers
+
+
+def test_batched_calls_through_several_workers_keep_their_rows(two_workers: RunnerProcess) -> None:
+    async def run() -> None:
+        client = RunnerClient("tagger", two_workers.target, connections=16)
+        rows = [np.full((1 + i % 3, 3), float(i)) for i in range(200)]
+        try:
+            answers = await asyncio.gather(*(client.call("tag", (x,)) for x in rows))
+        finally:
+            await client.close()
+        for x, answer in zip(rows, answers, strict=True):
+            np.testing.assert_array_equal(answer, x * 2 + 1)
+
+    asyncio.run(run())
+
+
+def test_sigterm_stops_every_worker(two_workers: RunnerProcess) -> None:
+    assert two_workers.process is not None
+    workers = worker_pids(two_workers.process.pid)
+    two_workers.stop(signal.SIGTERM)
+    assert two_workers.process.returncode == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_dead_worker_takes_the_pod_down_so_kubernetes_restarts_it(
+    two_workers: RunnerProcess,
+) -> None:
+    assert two_workers.process is not None
+    victim = sorted(worker_pids(two_workers.process.pid))[-1]
+    os.kill(victim, signal.SIGKILL)
+    assert two_workers.process.wait(timeout=30) != 0
