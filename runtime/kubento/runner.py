@@ -14,18 +14,19 @@ from typing import Any, Protocol
 
 from kubento.runnable import MethodSpec, Runnable
 
-# Runner names become Kubernetes object names (`<deployment>-<runner>`) and DNS labels.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-MAX_NAME_LENGTH = 40
+# Runner names become Kubernetes object names (`<deployment>-<runner>`, with `_` as `-`)
+# and label values; the operator's spec accepts exactly the same names.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 63
 BATCHING_KEYS = frozenset({"max_batch_size", "max_latency_ms", "max_queue_size", "timeout_ms"})
 
 
 def validate_name(kind: str, name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > MAX_NAME_LENGTH:
         raise ValueError(
-            f"invalid {kind} name {name!r}: use lowercase letters, digits and '-', "
+            f"invalid {kind} name {name!r}: use lowercase letters, digits, '-' and '_', "
             f"starting and ending with a letter or digit, at most {MAX_NAME_LENGTH} characters "
-            f"(it becomes part of Kubernetes object and DNS names)"
+            f"(it becomes part of Kubernetes object names)"
         )
     return name
 

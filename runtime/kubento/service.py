@@ -44,10 +44,14 @@ class Service:
         for runner in runners or []:
             if not isinstance(runner, Runner):
                 raise TypeError(f"service {name!r}: runners must be kubento.Runner, got {runner!r}")
-            if runner.name in self.runners:
+            clash = next(
+                (n for n in self.runners if n.replace("_", "-") == runner.name.replace("_", "-")),
+                None,
+            )
+            if clash is not None:
                 raise ValueError(
-                    f"service {name!r} has two runners named {runner.name!r}: "
-                    f"give each Runner a unique name=..."
+                    f"service {name!r} has two runners named {runner.name!r} and {clash!r} "
+                    f"(the same Kubernetes name): give each Runner a unique name=..."
                 )
             self.runners[runner.name] = runner
         self.apis: dict[str, API] = {}

@@ -47,10 +47,14 @@ def test_default_runner_name_is_the_lowercased_class_name() -> None:
     assert kubento.Runner(Doubler).name == "doubler"
 
 
-@pytest.mark.parametrize("name", ["Upper", "under_score", "-lead", "trail-", "x" * 41, ""])
+@pytest.mark.parametrize("name", ["Upper", "sp ace", "-lead", "trail_", "x" * 64, "", "a.b"])
 def test_invalid_runner_names_are_rejected_with_the_rule(name: str) -> None:
-    with pytest.raises(ValueError, match="lowercase letters, digits and '-'"):
+    with pytest.raises(ValueError, match="lowercase letters, digits, '-' and '_'"):
         kubento.Runner(Doubler, name=name)
+
+
+def test_yatai_style_underscore_names_are_accepted() -> None:
+    assert kubento.Runner(Doubler, name="model_runner_a").name == "model_runner_a"
 
 
 def test_runner_names_must_be_unique_per_service() -> None:
@@ -58,6 +62,11 @@ def test_runner_names_must_be_unique_per_service() -> None:
         kubento.Service(
             "svc",
             runners=[kubento.Runner(Doubler, name="same"), kubento.Runner(Doubler, name="same")],
+        )
+    with pytest.raises(ValueError, match="the same Kubernetes name"):
+        kubento.Service(
+            "svc",
+            runners=[kubento.Runner(Doubler, name="a_b"), kubento.Runner(Doubler, name="a-b")],
         )
 
 
