@@ -1,36 +1,29 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Tensor(_message.Message):
-    __slots__ = ("data", "dtype", "shape")
+    __slots__ = ("dtype", "shape", "data")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     dtype: str
     shape: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
-    def __init__(
-        self,
-        dtype: str | None = ...,
-        shape: _Iterable[int] | None = ...,
-        data: bytes | None = ...,
-    ) -> None: ...
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Sequence(_message.Message):
     __slots__ = ("items",)
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Value]
-    def __init__(self, items: _Iterable[Value | _Mapping] | None = ...) -> None: ...
+    def __init__(self, items: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
 
 class Value(_message.Message):
-    __slots__ = ("json", "raw", "sequence", "tensor", "text")
+    __slots__ = ("tensor", "json", "raw", "text", "sequence")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
@@ -41,29 +34,18 @@ class Value(_message.Message):
     raw: bytes
     text: str
     sequence: Sequence
-    def __init__(
-        self,
-        tensor: Tensor | _Mapping | None = ...,
-        json: str | None = ...,
-        raw: bytes | None = ...,
-        text: str | None = ...,
-        sequence: Sequence | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, tensor: _Optional[_Union[Tensor, _Mapping]] = ..., json: _Optional[str] = ..., raw: _Optional[bytes] = ..., text: _Optional[str] = ..., sequence: _Optional[_Union[Sequence, _Mapping]] = ...) -> None: ...
 
 class CallRequest(_message.Message):
-    __slots__ = ("args", "method")
+    __slots__ = ("method", "args")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     method: str
     args: _containers.RepeatedCompositeFieldContainer[Value]
-    def __init__(
-        self,
-        method: str | None = ...,
-        args: _Iterable[Value | _Mapping] | None = ...,
-    ) -> None: ...
+    def __init__(self, method: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
 
 class CallResponse(_message.Message):
     __slots__ = ("result",)
     RESULT_FIELD_NUMBER: _ClassVar[int]
     result: Value
-    def __init__(self, result: Value | _Mapping | None = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
