@@ -124,7 +124,11 @@ children() { # every object the operator created for BentoDeployment $1
 		-l "serving.kubento.io/deployment=$1" -o name
 }
 
-no_children() { [[ -z "$(children "$1")" ]]; }
+no_children() {
+	local left
+	left=$(children "$1") || return 1
+	[[ -z "$left" ]]
+}
 
 post() { # POST $REQUEST to API $1 on the forwarded port; print the body
 	curl --silent --show-error --fail-with-body --max-time 30 \
