@@ -19,6 +19,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from kubento_operator import rbac
 
 REPO = Path(__file__).resolve().parents[2]

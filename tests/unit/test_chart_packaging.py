@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kubento import contract
 
 REPO = Path(__file__).resolve().parents[2]
