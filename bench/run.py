@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ PYTHON = sys.executable
 sys.path.insert(0, str(SERVICES))
 
 from mlp import HEAVY, LIGHT  # noqa: E402
+
+from kubento.workers import THREAD_VARS  # noqa: E402
 
 MODELS = {"heavy": HEAVY, "light": LIGHT}
 
@@ -231,7 +233,7 @@ class Row:
     statuses: dict[str, int]
     mean_batch: float
     queue_wait_p99_ms: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    load: float
 
 
 def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
@@ -269,6 +271,7 @@ def measure(
     with kubento_serve(model, env) as (url, metrics_url):
         run_wrk(wrk, url, script, 16, min(3.0, seconds))  # warm-up: caches, latency model
         for conns in connections:
+            load = os.getloadavg()[0]
             before = scrape(metrics_url)
             result = run_wrk(wrk, url, script, conns, seconds)
             after = scrape(metrics_url)
@@ -293,23 +296,44 @@ def measure(
                 mean_batch=batch_rows / batches if batches else float("nan"),
                 queue_wait_p99_ms=1000
                 * histogram_quantile(before, after, "kubento_runner_queue_wait_seconds", 0.99),
+                load=load,
             )
             rows.append(row)
             print(f"bench: {format_row(row)}", flush=True)
     return rows
 
 
-def inprocess(model: str, seconds: float, callers: int) -> dict[str, Any]:
+def inprocess(model: str, seconds: float, callers: int, env: dict[str, str]) -> dict[str, Any]:
     argv = [PYTHON, str(BENCH / "inprocess.py"), model, "--seconds", str(seconds)]
     if callers:
         argv += ["--callers", str(callers)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def describe_limit(limit: dict[str, Any]) -> str:
+    text = (
+        f"model alone at batch 64 = {limit['limit']['rows_per_s']:.0f} rows/s "
+        f"({limit['limit']['ms_per_call']:.1f} ms/call)"
+    )
+    if "limit_all_threads" in limit:
+        every = limit["limit_all_threads"]
+        text += (
+            f", with BLAS on every core {every['rows_per_s']:.0f} rows/s "
+            f"({every['ms_per_call']:.1f} ms/call)"
+        )
+    dispatcher = limit["dispatcher"]
+    return text + (
+        f"; dispatcher alone (64 callers, no HTTP/gRPC) = {dispatcher['requests_per_s']:.0f} "
+        f"req/s, mean batch {dispatcher['mean_batch']:.1f}"
+    )
 
 
 HEADER = (
     "| model | mode | conns | ok req/s | p50 ms | p99 ms | errors | mean batch | "
-    "queue wait p99 ms | vs baseline |"
+    "queue wait p99 ms | load | vs baseline |"
 )
 
 
@@ -321,7 +345,7 @@ def format_row(row: Row, ratio: str = "") -> str:
     return (
         f"| {row.model} | {row.mode} | {row.connections} | {row.ok_per_s:.0f} | "
         f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {errors} | {row.mean_batch:.1f} | "
-        f"{row.queue_wait_p99_ms:.0f} | {ratio} |"
+        f"{row.queue_wait_p99_ms:.0f} | {row.load:.1f} | {ratio} |"
     )
 
 
@@ -331,24 +355,31 @@ def main() -> int:
     parser.add_argument("--models", default="heavy,light")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--overload", type=int, default=256, help="extra point, heavy model")
+    parser.add_argument(
+        "--runner-threads",
+        type=int,
+        default=1,
+        help="OMP/OpenBLAS/MKL threads of the runner (0: the runtime's default); the API "
+        "server and wrk share these cores, and spinning BLAS threads on an oversubscribed "
+        "machine slow batched matmuls several times over",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     wrk = ensure_wrk()
     models = args.models.split(",")
     connections = [int(c) for c in args.connections.split(",")]
 
+    threads: dict[str, str] = {}
+    if args.runner_threads:
+        threads = {name: str(args.runner_threads) for name in THREAD_VARS}
+
     limits = {}
     for model in models:
-        limits[model] = inprocess(model, min(args.seconds, 5.0), 64)
-        limit = limits[model]
-        print(
-            f"bench: {model} in-process: model at batch 64 = {limit['limit']['rows_per_s']:.0f} "
-            f"rows/s ({limit['limit']['ms_per_call']:.1f} ms/call); dispatcher alone, 64 callers"
-            f" = {limit['dispatcher']['requests_per_s']:.0f} req/s, mean batch "
-            f"{limit['dispatcher']['mean_batch']:.1f}",
-            flush=True,
-        )
-
+        limits[model] = inprocess(model, min(args.seconds, 5.0), 64, threads)
+        if threads:
+            every = inprocess(model, min(args.seconds, 5.0), 0, {})
+            limits[model]["limit_all_threads"] = every["limit"]
+        print(f"bench: {model} in-process: {describe_limit(limits[model])}", flush=True)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
@@ -359,19 +390,14 @@ def main() -> int:
             script.write_text(LUA % {"body": body})
             points = connections + ([args.overload] if model == "heavy" and args.overload else [])
             for mode, env in (
-                ("batching", {}),
-                ("baseline", {"KUBENTO_MAX_BATCH_SIZE": "1"}),
+                ("batching", threads),
+                ("baseline", {**threads, "KUBENTO_MAX_BATCH_SIZE": "1"}),
             ):
                 rows += measure(wrk, model, mode, env, points, args.seconds, script)
 
     print()
     for model in models:
-        limit = limits[model]
-        print(
-            f"{model}: in-process limit at batch 64 = {limit['limit']['rows_per_s']:.0f} rows/s; "
-            f"dispatcher alone (64 callers, no HTTP/gRPC) = "
-            f"{limit['dispatcher']['requests_per_s']:.0f} req/s"
-        )
+        print(f"{model} in-process: {describe_limit(limits[model])}")
     print()
     print(HEADER)
     print("|---" * (HEADER.count("|") - 1) + "|")
@@ -382,6 +408,11 @@ def main() -> int:
         if row.mode == "batching" and base is not None and base.ok_per_s > 0:
             ratio = f"{row.ok_per_s / base.ok_per_s:.2f}x"
         print(format_row(row, ratio))
+    print(
+        f"\nload: the 1-minute load average before each point on this {os.cpu_count()}-CPU "
+        "machine; well above the CPU count, other processes share the cores and the numbers "
+        "move. queue wait p99: upper histogram bucket, from the runner's metrics."
+    )
     if args.json:
         args.json.write_text(
             json.dumps({"limits": limits, "rows": [row.__dict__ for row in rows]}, indent=2)

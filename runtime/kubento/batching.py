@@ -449,12 +449,13 @@ class BatchPolicy:
     def _forecast(self, rows: int, now: float) -> tuple[float, float, float] | None:
         """Predicted queueing of `rows` new rows; None while the latency model is untrained.
 
-        Returns (queue wait, start, finish): the time the full batches queued
-        ahead will take, when the first new row starts, when the last ends.
-        Batches ahead are assumed full, each taking the earliest free slot.
-        The queue wait leaves out what is already running: a request that finds
-        no queue is admitted however slow the model is; the deadline check
-        (on `finish`) still counts everything.
+        Returns (queue wait, start, finish): how long the new rows wait behind
+        full batches queued ahead of them, when the first new row starts, when
+        the last ends. Batches ahead are assumed full, each taking the earliest
+        free slot. With no full batch ahead the queue wait is 0: the new rows
+        join the next batch, so a request finding a short queue is admitted
+        however slow the running batch is; the deadline check (on `finish`)
+        still counts everything.
         """
         model = self.latency
         full = model.predict(self.config.max_batch_size)
@@ -471,8 +472,8 @@ class BatchPolicy:
         first = self.queued_rows // size
         last = (self.queued_rows + rows - 1) // size
         last_rows = self.queued_rows + rows - last * size
-        wait = (first // self.concurrency) * full
-        start = slots[first % self.concurrency] + wait
+        start = slots[first % self.concurrency] + (first // self.concurrency) * full
+        wait = start - now if first else 0.0
         finish = (
             slots[last % self.concurrency]
             + (last // self.concurrency) * full

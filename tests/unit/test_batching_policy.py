@@ -264,6 +264,16 @@ def test_a_request_finding_no_queue_is_admitted_however_slow_the_running_batch()
     assert policy.queued_rows == 1
 
 
+def test_the_running_batch_counts_once_a_full_batch_is_queued_ahead() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_latency_ms=50, latency={4: 0.030})
+    policy.admit(4, signature="s")
+    assert policy.decide().batch is not None
+    policy.admit(4, signature="s")
+    with pytest.raises(DeadlineUnmeetable, match="batching budget"):
+        policy.admit(1, signature="s")
+
+
 def test_a_request_whose_deadline_cannot_be_met_is_rejected_at_once() -> None:
     clock = FakeClock()
     policy = make_policy(clock, latency={4: 0.010})
