@@ -197,9 +197,9 @@ def test_operator_with_the_chart_identity_reconciles_the_quickstart_to_ready(
             release.watched,
             "--for=condition=Ready",
             f"bentodeployment/{name}",
-            "--timeout=120s",
+            "--timeout=180s",
             check=False,
-            timeout=150,
+            timeout=210,
         )
         log = operator_as_service_account.read_text()
         assert result.returncode == 0, (
