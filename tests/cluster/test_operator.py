@@ -2,85 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.cluster.controlplane import ControlPlane
+from tests.cluster.operator_process import (
+    CRD,
+    REPO,
+    Operator,
+    apply,
+    condition,
+    names,
+    running_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "bentodeployments.serving.kubento.io.yaml"
-OPERATOR = str(Path(sys.executable).parent / "kubento-operator")
 IMAGE = "registry.invalid/kubento-test:never-pulled"  # kwok runs no containers
 
 
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def operator(
-    cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
+def operator(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     """The CRD installed and `kubento-operator run` running as a process against the cluster."""
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/bentodeployments.serving.kubento.io"
-    )
-    health, metrics = free_port(), free_port()
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                OPERATOR,
-                "run",
-                "--all-namespaces",
-                "--standalone",
-                f"--health-port={health}",
-                f"--metrics-port={metrics}",
-                "--log-format=json",
-            ],
-            env=cluster.environ(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield {"process": process, "health": health, "metrics": metrics, "log": log}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if os.environ.get("KUBENTO_SHOW_OPERATOR_LOG"):
-            print(log.read_text())
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as running:
+        yield running
 
 
 def bento(name: str, runners: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -90,23 +40,6 @@ def bento(name: str, runners: list[dict[str, Any]], **spec: Any) -> dict[str, An
         "metadata": {"name": name},
         "spec": {"image": IMAGE, "service": "service:svc", "runners": runners, **spec},
     }
-
-
-def apply(cluster: ControlPlane, namespace: str, obj: dict[str, Any], check: bool = True) -> Any:
-    return cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj), check=check)
-
-
-def condition(cluster: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any]:
-    bd = cluster.get_json("-n", namespace, "bentodeployment", name)
-    for found in bd.get("status", {}).get("conditions", []):
-        if found["type"] == kind:
-            return found  # type: ignore[no-any-return]
-    return {}
-
-
-def names(cluster: ControlPlane, namespace: str, kind: str) -> set[str]:
-    items = cluster.get_json("-n", namespace, kind)["items"]
-    return {item["metadata"]["name"] for item in items}
 
 
 def test_crd_rejects_min_replicas_above_max_replicas(cluster: ControlPlane, namespace: str) -> None:
@@ -127,7 +60,7 @@ def test_crd_rejects_runner_names_that_collide(cluster: ControlPlane, namespace:
 
 
 def test_example_becomes_ready_with_owned_children(
-    cluster: ControlPlane, namespace: str, operator: dict[str, Any]
+    cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
     example = yaml.safe_load((REPO / "examples/quickstart/bentodeployment.yaml").read_text())
     example["spec"]["image"] = IMAGE
@@ -153,7 +86,7 @@ def test_example_becomes_ready_with_owned_children(
 
 
 def test_removed_runner_is_pruned(
-    cluster: ControlPlane, namespace: str, operator: dict[str, Any]
+    cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
     runners: list[dict[str, Any]] = [
         {"name": "keep"},
@@ -182,7 +115,7 @@ def test_removed_runner_is_pruned(
 
 
 def test_spec_the_operator_cannot_honour_is_degraded_naming_the_field(
-    cluster: ControlPlane, namespace: str, operator: dict[str, Any]
+    cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
     obj = bento("reserved", [], envs=[{"name": "KUBENTO_RUNNER_MAP", "value": "{}"}])
     apply(cluster, namespace, obj)
@@ -195,11 +128,11 @@ def test_spec_the_operator_cannot_honour_is_degraded_naming_the_field(
     )
     assert degraded["reason"] == "InvalidSpec"
     assert degraded["message"].startswith("spec.envs[0].name:")
-    assert operator["process"].poll() is None
+    assert operator.running()
 
 
 def test_missing_gpus_show_the_scheduler_message(
-    cluster: ControlPlane, namespace: str, operator: dict[str, Any]
+    cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
     apply(
         cluster, namespace, bento("greedy", [{"name": "llm", "resources": {"limits": {"gpu": 64}}}])
@@ -216,18 +149,18 @@ def test_missing_gpus_show_the_scheduler_message(
     assert any(e["reason"] == "Unschedulable" and e["type"] == "Warning" for e in events)
 
 
-def test_health_and_metrics_endpoints(operator: dict[str, Any]) -> None:
+def test_health_and_metrics_endpoints(operator: Operator) -> None:
     def get(port: int, path: str) -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
 
     def healthy() -> bool:
         try:
-            return get(operator["health"], "/healthz")[0] == 200
+            return get(operator.health, "/healthz")[0] == 200
         except OSError:
             return False
 
     wait_for("/healthz", healthy, timeout=30)
-    status, body = get(operator["metrics"], "/metrics")
+    status, body = get(operator.metrics, "/metrics")
     assert status == 200
     assert "kubento_operator_reconciles_total" in body

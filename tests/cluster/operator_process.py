@@ -1,0 +1,138 @@
+"""`kubento-operator run` as a real process against the test cluster, and small kubectl helpers.
+
+Shared by the operator suites (test_operator.py, test_operator_lifecycle.py): each module
+starts one operator with `running_operator(...)` in a module-scoped fixture, so two
+all-namespace operators never run at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO / "crds" / "bentodeployments.serving.kubento.io.yaml"
+OPERATOR = str(Path(sys.executable).parent / "kubento-operator")
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def install_crd(cluster: ControlPlane) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/bentodeployments.serving.kubento.io"
+    )
+
+
+@dataclass
+class Operator:
+    """One `kubento-operator run --all-namespaces` process; `start()` again after `kill()`."""
+
+    cluster: ControlPlane
+    log: Path
+    health: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(
+                [
+                    OPERATOR,
+                    "run",
+                    "--all-namespaces",
+                    "--standalone",
+                    f"--health-port={self.health}",
+                    f"--metrics-port={self.metrics}",
+                    "--log-format=json",
+                ],
+                env=self.cluster.environ(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no chance to finish what it was doing."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if not self.running():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@contextmanager
+def running_operator(cluster: ControlPlane, workdir: Path) -> Iterator[Operator]:
+    """The CRD installed and the operator running until the block ends.
+
+    Set KUBENTO_SHOW_OPERATOR_LOG=1 to print its log afterwards.
+    """
+    install_crd(cluster)
+    operator = Operator(cluster, workdir / "operator.log")
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        if os.environ.get("KUBENTO_SHOW_OPERATOR_LOG"):
+            print(operator.log.read_text())
+
+
+def apply(cluster: ControlPlane, namespace: str, obj: dict[str, Any], check: bool = True) -> Any:
+    """`kubectl apply -f -` of one object given as a dict."""
+    return cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj), check=check)
+
+
+def condition(cluster: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    """The BentoDeployment's condition of type `kind`, or {} if it has none yet."""
+    bd = cluster.get_json("-n", namespace, "bentodeployment", name)
+    for found in bd.get("status", {}).get("conditions", []):
+        if found["type"] == kind:
+            return found  # type: ignore[no-any-return]
+    return {}
+
+
+def names(cluster: ControlPlane, namespace: str, kind: str, *selector: str) -> set[str]:
+    """Names of the objects of `kind` in the namespace (optionally `-l SELECTOR`)."""
+    items = cluster.get_json("-n", namespace, kind, *selector)["items"]
+    return {item["metadata"]["name"] for item in items}
