@@ -270,14 +270,17 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
 def refresh_status(cluster: Cluster, namespace: str, name: str, *, warn: Warn) -> bool:
     """Recompute a BentoDeployment's status after one of its children changed.
 
-    Leaves the status alone when the object is gone, was never reconciled, or its last
-    reconcile failed (the next reconcile rewrites it). Returns whether it patched.
+    Leaves the status alone when the object is gone or its last reconcile failed (the
+    next reconcile rewrites it). Before the first reconcile has written its status the
+    refresh still writes (Ready=False, Applying): that write is what makes the reconcile's
+    status patch, computed from an older list of children, conflict and recompute;
+    skipping it lost the change for good. Returns whether it patched.
     """
 
     def compute(body: dict[str, Any]) -> dict[str, Any] | None:
         previous = body.get("status") or {}
         observed = previous.get("observedGeneration")
-        if observed is None or _degraded(previous).get("reason") in OPERATOR_REASONS:
+        if _degraded(previous).get("reason") in OPERATOR_REASONS:
             return None
         try:
             bd = spec.parse(body)
