@@ -42,7 +42,7 @@ SERVICES = BENCH / "services"
 PYTHON = sys.executable
 sys.path.insert(0, str(SERVICES))
 
-from mlp import HEAVY, LIGHT  # noqa: E402
+from mlp_model import HEAVY, LIGHT  # noqa: E402
 
 from kubento.workers import THREAD_VARS  # noqa: E402
 
@@ -158,34 +158,77 @@ def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]
     process = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"kubento serve exited with {process.returncode}")
-            with (
-                contextlib.suppress(urllib.error.URLError, OSError),
-                urllib.request.urlopen(url + "/readyz", timeout=1) as reply,
-            ):
-                if reply.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"kubento serve {service} not ready after 120 s")
-            time.sleep(0.2)
+        wait_ready(process, url, f"kubento serve {service}")
         yield url, runner_metrics_url(process.pid)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
-SAMPLE = re.compile(r"^(kubento_runner_[a-z_]+)\{([^}]*)\} (\S+)$")
+def wait_ready(process: subprocess.Popen[bytes], url: str, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(url + "/readyz", timeout=1) as reply,
+        ):
+            if reply.status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after 120 s")
+        time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+BENTOML_VERSION = "1.4.38"
+BENTOML_BATCH_SIZE = "bentoml_service_adaptive_batch_size"
+BENTOML_CLASSES = {"heavy": "HeavyMLP", "light": "LightMLP"}
+
+
+def ensure_bentoml(venv: Path) -> None:
+    """A virtual environment with BentoML for the side-by-side run; never Kubento's own."""
+    if (venv / "bin" / "bentoml").exists():
+        return
+    print(f"bench: creating {venv} with bentoml=={BENTOML_VERSION}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"bentoml=={BENTOML_VERSION}", "numpy"], check=True)
+
+
+@contextlib.contextmanager
+def bentoml_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(URL, metrics URL) of `bentoml serve` on the same model, stopped on exit."""
+    port = free_port()
+    argv = [str(venv / "bin" / "bentoml"), "serve", f"bentoml_mlp:{BENTOML_CLASSES[model]}"]
+    process = subprocess.Popen(
+        [*argv, "--port", str(port)],
+        cwd=SERVICES,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(process, url, f"bentoml serve {model}")
+        yield url, url + "/metrics"
+    finally:
+        stop_process(process)
+
+
+SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service)_[a-z_]+)\{([^}]*)\} (\S+)$")
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
-    """Runner batching samples, keyed `name{labels}` (runner-wide sums over methods)."""
+    """Batching samples, keyed `name{labels}` (sums over runners, methods and workers)."""
     with urllib.request.urlopen(metrics_url, timeout=5) as reply:
         text = reply.read().decode()
     samples: dict[str, float] = {}
@@ -262,13 +305,14 @@ def measure(
     wrk: str,
     model: str,
     mode: str,
-    env: dict[str, str],
+    server: contextlib.AbstractContextManager[tuple[str, str]],
     connections: list[int],
     seconds: float,
     script: Path,
 ) -> list[Row]:
+    batch_size = BENTOML_BATCH_SIZE if mode == "bentoml" else "kubento_runner_batch_size"
     rows = []
-    with kubento_serve(model, env) as (url, metrics_url):
+    with server as (url, metrics_url):
         run_wrk(wrk, url, script, 16, min(3.0, seconds))  # warm-up: caches, latency model
         for conns in connections:
             load = os.getloadavg()[0]
@@ -278,11 +322,11 @@ def measure(
             duration = result["duration_us"] / 1e6
             statuses = {k: int(v) for k, v in result["statuses"].items()}
             ok = statuses.get("200", 0)
-            batches = after.get("kubento_runner_batch_size_count{}", 0) - before.get(
-                "kubento_runner_batch_size_count{}", 0
+            batches = after.get(f"{batch_size}_count{{}}", 0) - before.get(
+                f"{batch_size}_count{{}}", 0
             )
-            batch_rows = after.get("kubento_runner_batch_size_sum{}", 0) - before.get(
-                "kubento_runner_batch_size_sum{}", 0
+            batch_rows = after.get(f"{batch_size}_sum{{}}", 0) - before.get(
+                f"{batch_size}_sum{{}}", 0
             )
             row = Row(
                 model=model,
@@ -333,7 +377,7 @@ def describe_limit(limit: dict[str, Any]) -> str:
 
 HEADER = (
     "| model | mode | conns | ok req/s | p50 ms | p99 ms | errors | mean batch | "
-    "queue wait p99 ms | load | vs baseline |"
+    "queue wait p99 ms | load | throughput ratio |"
 )
 
 
@@ -363,9 +407,18 @@ def main() -> int:
         "server and wrk share these cores, and spinning BLAS threads on an oversubscribed "
         "machine slow batched matmuls several times over",
     )
+    parser.add_argument(
+        "--bentoml",
+        type=Path,
+        metavar="VENV",
+        help=f"also measure BentoML {BENTOML_VERSION} side by side, from this virtual "
+        "environment (created with pip when missing; never Kubento's own)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     wrk = ensure_wrk()
+    if args.bentoml:
+        ensure_bentoml(args.bentoml)
     models = args.models.split(",")
     connections = [int(c) for c in args.connections.split(",")]
 
@@ -393,7 +446,13 @@ def main() -> int:
                 ("batching", threads),
                 ("baseline", {**threads, "KUBENTO_MAX_BATCH_SIZE": "1"}),
             ):
-                rows += measure(wrk, model, mode, env, points, args.seconds, script)
+                server = kubento_serve(model, env)
+                rows += measure(wrk, model, mode, server, points, args.seconds, script)
+            if args.bentoml:
+                bento_script = Path(tmp) / f"{model}-bentoml.lua"
+                bento_script.write_text(LUA % {"body": json.dumps({"x": json.loads(body)})})
+                server = bentoml_serve(args.bentoml, model, threads)
+                rows += measure(wrk, model, "bentoml", server, points, args.seconds, bento_script)
 
     print()
     for model in models:
@@ -402,12 +461,14 @@ def main() -> int:
     print(HEADER)
     print("|---" * (HEADER.count("|") - 1) + "|")
     baseline = {(r.model, r.connections): r for r in rows if r.mode == "baseline"}
+    bentoml = {(r.model, r.connections): r for r in rows if r.mode == "bentoml"}
     for row in rows:
-        ratio = ""
-        base = baseline.get((row.model, row.connections))
-        if row.mode == "batching" and base is not None and base.ok_per_s > 0:
-            ratio = f"{row.ok_per_s / base.ok_per_s:.2f}x"
-        print(format_row(row, ratio))
+        ratios = []
+        for name, reference in (("baseline", baseline), ("bentoml", bentoml)):
+            other = reference.get((row.model, row.connections))
+            if row.mode == "batching" and other is not None and other.ok_per_s > 0:
+                ratios.append(f"{row.ok_per_s / other.ok_per_s:.2f}x {name}")
+        print(format_row(row, ", ".join(ratios)))
     print(
         f"\nload: the 1-minute load average before each point on this {os.cpu_count()}-CPU "
         "machine; well above the CPU count, other processes share the cores and the numbers "

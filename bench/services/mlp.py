@@ -1,44 +1,20 @@
 """Bench services: float32 MLPs with seeded weights, one row per JSON request.
 
 `heavy` (512 -> 4096 -> 4096 -> 16) is compute-bound: a batch of 64 costs little
-more than a batch of 1, so batching is where its throughput comes from.
-`light` (256 -> 1024 -> 16) is serving-overhead-bound: the model is nearly
-free and the HTTP/gRPC path dominates.
+more per call than a few batches of 1, so batching is where its throughput
+comes from. `light` (256 -> 1024 -> 16) is serving-overhead-bound: the model is
+nearly free and the HTTP/gRPC path dominates.
 
 Serve one with `kubento serve mlp:heavy --working-dir bench/services`.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
+from mlp_model import HEAVY, LIGHT, MAX_BATCH_SIZE, MAX_LATENCY_MS, forward, make_weights
 
 import kubento
 from kubento.io import NumpyNdarray
-
-SEED = 20240601
-MAX_BATCH_SIZE = 64
-MAX_LATENCY_MS = 100
-
-
-def make_weights(widths: tuple[int, ...], seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
-    """He-initialised float32 layers; the same seed always gives the same model."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for fan_in, fan_out in itertools.pairwise(widths):
-        weight = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
-        weight *= np.float32(np.sqrt(2.0 / fan_in))
-        layers.append((weight, np.zeros(fan_out, dtype=np.float32)))
-    return layers
-
-
-def forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
-    for index, (weight, bias) in enumerate(layers):
-        x = x @ weight + bias
-        if index < len(layers) - 1:
-            np.maximum(x, 0, out=x)
-    return x
 
 
 class MLP(kubento.Runnable):
@@ -50,10 +26,6 @@ class MLP(kubento.Runnable):
     @kubento.Runnable.method(batchable=True, batch_dim=0)
     def predict(self, x: np.ndarray) -> np.ndarray:
         return forward(self.layers, x)
-
-
-HEAVY = (512, 4096, 4096, 16)
-LIGHT = (256, 1024, 16)
 
 
 def _service(name: str, widths: tuple[int, ...]) -> kubento.Service:
