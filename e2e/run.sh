@@ -45,7 +45,8 @@ die() {
 need() { command -v "$1" >/dev/null || die "$1 is required (${2})"; }
 
 find_kind() {
-	if command -v kind >/dev/null && [[ "$(kind version -q 2>/dev/null)" == "$KIND_VERSION" ]]; then
+	# `kind version -q` prints the bare version, e.g. 0.33.0
+	if command -v kind >/dev/null && [[ "v$(kind version -q 2>/dev/null)" == "$KIND_VERSION" ]]; then
 		command -v kind
 		return
 	fi
