@@ -31,6 +31,7 @@ CALL_METHOD = "/kubento.runner.v1.Runner/Call"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 CONNECTIONS_PER_RUNNER = 8
+RETRY_AFTER_METADATA = "retry-after-s"
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -94,18 +95,18 @@ class RunnerClient:
     def _translate(self, method: str, exc: grpc.aio.AioRpcError) -> KubentoError:
         code, details = exc.code(), exc.details() or ""
         where = f"runner {self.name!r} method {method!r}"
+        retry_after = 1.0
+        for key, value in exc.trailing_metadata() or ():
+            if key == RETRY_AFTER_METADATA:
+                retry_after = float(value)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return RunnerOverloaded(f"{where} is overloaded: {details}")
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            return BadInput(f"{where} rejected the input: {details}")
+            return RunnerOverloaded(f"{where} is overloaded: {details}", retry_after_s=retry_after)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            retry_after = 1.0
-            for key, value in exc.trailing_metadata() or ():
-                if key == "retry-after-s":
-                    retry_after = float(value)
             return RunnerUnavailable(
                 f"{where} is unavailable: {details}", retry_after_s=retry_after
             )
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return BadInput(f"{where} rejected the input: {details}")
         return RunnerError(f"{where} failed: {details}")
 
     async def healthy(self, timeout_s: float = 1.0) -> bool:

@@ -10,10 +10,11 @@ class KubentoError(Exception):
 
     status_code = 500
 
-    def __init__(self, message: str, detail: Any = None) -> None:
+    def __init__(self, message: str, detail: Any = None, retry_after_s: float | None = None):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 class BadInput(KubentoError):
@@ -40,10 +41,6 @@ class RunnerUnavailable(KubentoError):
     """A runner cannot answer now: down, or unable to meet the deadline (HTTP 503)."""
 
     status_code = 503
-
-    def __init__(self, message: str, detail: Any = None, retry_after_s: float = 1.0) -> None:
-        super().__init__(message, detail)
-        self.retry_after_s = retry_after_s
 
 
 class RunnerError(KubentoError):

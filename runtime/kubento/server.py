@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from kubento import contract
 from kubento.client import RemoteHandle, RunnerClient, request_id
-from kubento.exceptions import KubentoError, PayloadTooLarge, RunnerUnavailable
+from kubento.exceptions import KubentoError, PayloadTooLarge
 from kubento.io import JSONBody
 from kubento.service import API, Service
 
@@ -146,13 +146,13 @@ async def call_api(api: API, request: Request, max_request_bytes: int) -> Respon
         else:
             result = await run_in_threadpool(api.func, value)
         return api.output.to_http(result, request.headers.get("accept", ""))
-    except RunnerUnavailable as exc:
-        retry = str(max(1, math.ceil(exc.retry_after_s)))
-        return error_response(exc.status_code, exc.message, exc.detail, **{"retry-after": retry})
     except KubentoError as exc:
         if exc.status_code >= 500:
             log.warning("api=%s request_id=%s error=%r", api.name, request_id.get(), exc.message)
-        return error_response(exc.status_code, exc.message, exc.detail)
+        headers = {}
+        if exc.retry_after_s is not None:
+            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return error_response(exc.status_code, exc.message, exc.detail, **headers)
     except Exception as exc:
         log.exception("api=%s request_id=%s unhandled error", api.name, request_id.get())
         return error_response(

@@ -29,8 +29,8 @@ from starlette.routing import Route
 
 from kubento import codec, contract
 from kubento._proto import runner_pb2 as pb
-from kubento.batching import BatchingConfig, DeadlineUnmeetable, Dispatcher, Overloaded
-from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES
+from kubento.batching import BatchingConfig, Dispatcher, Overloaded, Rejected
+from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
 from kubento.runner import Runner
 from kubento.workers import metrics_registry
 
@@ -104,12 +104,14 @@ class RunnerWorker:
         try:
             result = await method(args, deadline)
             return pb.CallResponse(result=codec.encode(result))
-        except Overloaded as exc:
-            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except DeadlineUnmeetable as exc:
-            retry_after = getattr(exc, "retry_after_s", 1.0)
-            context.set_trailing_metadata((("retry-after-s", f"{retry_after:.3f}"),))
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Rejected as exc:
+            code = (
+                grpc.StatusCode.RESOURCE_EXHAUSTED
+                if isinstance(exc, Overloaded)
+                else grpc.StatusCode.UNAVAILABLE
+            )
+            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after_s:.3f}"),))
+            await _abort(context, code, str(exc))
         except Exception as exc:
             log.warning(
                 "runner=%s method=%s request_id=%s error=%r",
