@@ -6,7 +6,7 @@
 #   3. helm install the operator chart; apply examples/quickstart/bentodeployment.yaml
 #   4. wait for condition=Ready, port-forward the API, POST a request, check the answer
 #      against the model called directly in the same image
-#   5. scale the runner to 2 pods and check both serve
+#   5. scale the runner to 2 pods and check the answers stay right
 #   6. delete the BentoDeployment and check every child is garbage-collected
 #
 # Needs docker, kubectl and helm (or HELM=/path/to/helm); kind is installed with Go at the
@@ -151,7 +151,6 @@ need python3 "to compare JSON answers"
 kind=$(find_kind)
 helm=$(find_helm)
 trap finish EXIT
-rm -rf "$artifacts"
 mkdir -p "$artifacts"
 
 log "kind $KIND_VERSION: creating cluster $CLUSTER"
