@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic.exceptions import ConflictError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from kubento_operator import metrics, naming, render, spec, status
 from kubento_operator.cluster import CHILD_KINDS, Cluster
@@ -162,7 +162,8 @@ def commit_status(
 ) -> bool:
     """Read the object, compute its status, patch it; again if someone wrote in between.
 
-    `compute` returns None to leave the status alone. Returns whether it patched.
+    `compute` returns None to leave the status alone. Returns whether it patched (not when
+    the object is gone).
     """
     for _ in range(MAX_STATUS_ATTEMPTS):
         body = cluster.get_bento_deployment(namespace, name)
@@ -175,6 +176,8 @@ def commit_status(
             return write_status(cluster, body, new, functools.partial(warn, body))
         except ConflictError:
             continue
+        except NotFoundError:  # deleted since it was read (kubectl delete, namespace deletion)
+            return False
     return False
 
 

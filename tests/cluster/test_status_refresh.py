@@ -78,3 +78,21 @@ def test_a_child_change_handled_before_the_first_status_write_is_not_lost(
     ready = condition(cluster, namespace, NAME, "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "AllComponentsReady")
     assert warnings == []
+
+
+def test_a_bentodeployment_deleted_between_read_and_status_patch_is_not_an_error(
+    cluster: ControlPlane, namespace: str
+) -> None:
+    install_crd(cluster)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(MANIFEST))
+    api = Cluster(load_api_client(str(cluster.kubeconfig)))
+
+    def delete_then_compute(latest: dict[str, Any]) -> dict[str, Any]:
+        cluster.kubectl("delete", "-n", namespace, f"bentodeployment/{NAME}")
+        bd = spec.parse(latest)
+        return reconcile.observe(api, bd, observed_generation=1, previous={})
+
+    def no_warning(_bd: Any, reason: str, _message: str) -> None:
+        pytest.fail(f"unexpected warning {reason}")
+
+    assert reconcile.commit_status(api, namespace, NAME, delete_then_compute, no_warning) is False
