@@ -194,7 +194,7 @@ def split_rows(output: Any, sizes: Sequence[int], dim: int) -> list[Any]:
 # -- the policy core ----------------------------------------------------------------------------
 
 
-PAUSE_GAPS = 4.0
+PAUSE_GAPS = 1.5
 """Arrivals count as paused after this many typical inter-arrival gaps without one."""
 MIN_PAUSE_S = 0.0001
 GAP_WINDOW = 16
