@@ -14,6 +14,7 @@ follow metav1.Condition, so `kubectl wait --for=condition=Ready bd/NAME` works:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ WAITING_REASONS = (
     "CrashLoopBackOff",
 )
 UNSCHEDULABLE = "Unschedulable"
+# The resources the scheduler names in "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+INSUFFICIENT = re.compile(r"Insufficient ([A-Za-z0-9][A-Za-z0-9./_-]*[A-Za-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,17 @@ def _pod_component(pod: Mapping[str, Any], components: Sequence[Desired]) -> Des
     return None
 
 
+def _requested(pod: Mapping[str, Any], scheduler_message: str) -> str:
+    """`nvidia.com/gpu=64` for each resource the scheduler found insufficient, as requested."""
+    amounts: dict[str, None] = {}
+    for resource in INSUFFICIENT.findall(scheduler_message):
+        for container in _get(pod, "spec", "containers") or []:
+            amount = (_get(container, "resources", "requests") or {}).get(resource)
+            if amount is not None:
+                amounts[f"{resource}={amount}"] = None
+    return ", ".join(amounts)
+
+
 def _pod_problems(pod: Mapping[str, Any]) -> list[Problem]:
     """What is wrong with one pod, in the order of WAITING_REASONS then Unschedulable."""
     pod_name = _get(pod, "metadata", "name")
@@ -161,7 +175,11 @@ def _pod_problems(pod: Mapping[str, Any]) -> list[Problem]:
             and condition.get("status") == "False"
             and condition.get("reason") == UNSCHEDULABLE
         ):
-            found.append(Problem(UNSCHEDULABLE, f"pod {pod_name}: {condition.get('message', '')}"))
+            message = condition.get("message", "")
+            requested = _requested(pod, message)
+            if requested:
+                message += f" (the pod requests {requested})"
+            found.append(Problem(UNSCHEDULABLE, f"pod {pod_name}: {message}"))
     return found
 
 

@@ -218,6 +218,29 @@ def test_unschedulable_carries_the_scheduler_message() -> None:
     assert degraded["message"] == f"classifier: pod demo-classifier-p: {message}"
 
 
+def test_unschedulable_names_the_request_the_scheduler_found_insufficient() -> None:
+    message = (
+        "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are "
+        "available: 2 No preemption victims found for incoming pod."
+    )
+    pending = pod(
+        "demo-classifier-p",
+        RUNNER,
+        scheduled={
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+        },
+    )
+    requests = {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "64"}
+    pending["spec"] = {"containers": [{"name": "runner", "resources": {"requests": requests}}]}
+    status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [pending])
+    assert condition(status, "Degraded")["message"] == (
+        f"classifier: pod demo-classifier-p: {message} (the pod requests nvidia.com/gpu=64)"
+    )
+
+
 def test_same_problem_on_several_pods_is_reported_once_with_a_count() -> None:
     waiting = {"reason": "CrashLoopBackOff", "message": "back-off"}
     pods = [pod(f"demo-classifier-{i}", RUNNER, waiting=waiting) for i in range(3)]
