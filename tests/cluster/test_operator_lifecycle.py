@@ -404,7 +404,7 @@ def test_deleting_the_bentodeployment_garbage_collects_every_child(
 def test_operator_killed_mid_reconcile_converges_after_restart_without_duplicates(
     cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    runners = [f"model_{i:02d}" for i in range(24)]
+    runners = [f"model_{i:02d}" for i in range(12)]
     manifest = {
         "apiVersion": "serving.kubento.io/v1alpha1",
         "kind": "BentoDeployment",
