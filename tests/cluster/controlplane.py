@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -46,15 +47,27 @@ NODES: tuple[dict[str, Any], ...] = (
     },
 )
 
-KWOKCTL_CONFIG = {
-    "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-    "kind": "KwokctlConfiguration",
-    "options": {"bindAddress": "127.0.0.1"},
-}
+# kwokctl options without a command-line flag. Its default binds every component to 0.0.0.0
+# and counts ports down from 32767, so two clusters created at once (parallel test runs)
+# pick the same ones; we hand it ports the kernel chose instead.
+KWOKCTL_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration"}
+KWOKCTL_OPTIONS = {"bindAddress": "127.0.0.1"}
+PORT_OPTIONS = (
+    "etcdPort",
+    "etcdPeerPort",
+    "kubeApiserverPort",
+    "kubeControllerManagerPort",
+    "kubeSchedulerPort",
+    "kwokControllerPort",
+)
 
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be started, reached or stopped."""
+
+
+class ComponentExitedError(ControlPlaneError):
+    """A control-plane process exited while the cluster was starting."""
 
 
 class BinariesMissingError(ControlPlaneError):
@@ -93,6 +106,27 @@ def find_binaries() -> dict[str, Path]:
             "KUBEBUILDER_ASSETS to a directory holding etcd and kube-apiserver and run it."
         )
     return paths
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports that were free a moment ago (the kernel picks them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _running(pid: str) -> bool:
+    """Whether process `pid` is alive (an exited child nobody reaped is a zombie, not alive)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (ValueError, OSError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _executable(path: Path | None) -> bool:
@@ -173,6 +207,43 @@ class ControlPlane:
             )
         return result
 
+    def _start(self, args: list[str], kwokctl: Path, deadline: float) -> None:
+        """Run `kwokctl create cluster` until the API server is ready, failing fast.
+
+        kwokctl itself waits two minutes for an API server that already exited (say, on a
+        port another process took), so we watch the components while it runs.
+        """
+        output = self.workdir / f"{self.name}.kwokctl.log"
+        with output.open("w") as out:
+            proc = subprocess.Popen(
+                [str(kwokctl), "--name", self.name, *args],
+                env=self._env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            copied = False
+            while True:
+                if proc.poll() not in (None, 0):
+                    raise ControlPlaneError(
+                        f"kwokctl {' '.join(args[:2])} failed ({proc.returncode}):\n"
+                        f"{output.read_text()}\nlogs: {self.logs_dir}"
+                    )
+                if not copied and (self.cluster_dir / "kubeconfig.yaml").is_file():
+                    self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(self.cluster_dir / "kubeconfig.yaml", self.kubeconfig)
+                    self.kubeconfig.chmod(0o600)
+                    copied = True
+                if copied and self.healthy():
+                    break
+                self._check("the API server to become ready", deadline)
+                time.sleep(0.5)
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
@@ -221,19 +292,34 @@ class ControlPlane:
         except subprocess.TimeoutExpired:
             return False
 
-    def up(self, timeout: float = 180) -> bool:
-        """Start the cluster and wait until nodes are Ready; False if it already ran."""
+    def up(self, timeout: float = 180, attempts: int = 3) -> bool:
+        """Start the cluster and wait until nodes are Ready; False if it already ran.
+
+        A stopped or broken cluster is recreated. A start where a component exits (another
+        process took one of its ports in the meantime) is retried on fresh ports.
+        """
         if self.exists() and self.healthy():
             return False
         binaries = find_binaries()
-        if self.exists():
-            self._kwokctl("start", "cluster", timeout=timeout)
-        else:
-            # Options without a command-line flag; the default binds every component to 0.0.0.0.
-            config = self.workdir / f"{self.name}.kwokctl.yaml"
-            config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(json.dumps(KWOKCTL_CONFIG))
-            self._kwokctl(
+        for attempt in range(1, attempts + 1):
+            self.down()
+            try:
+                self._create(binaries, timeout)
+                return True
+            except ComponentExitedError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create(self, binaries: Mapping[str, Path], timeout: float) -> None:
+        ports = free_ports(len(PORT_OPTIONS))
+        options = {**KWOKCTL_OPTIONS, **dict(zip(PORT_OPTIONS, ports, strict=True))}
+        config = self.workdir / f"{self.name}.kwokctl.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({**KWOKCTL_CONFIG, "options": options}))
+        deadline = time.monotonic() + timeout
+        self._start(
+            [
                 "create",
                 "cluster",
                 f"--config={config}",
@@ -248,19 +334,15 @@ class ControlPlane:
                 f"--kube-controller-manager-binary={binaries['kube-controller-manager']}",
                 f"--kube-scheduler-binary={binaries['kube-scheduler']}",
                 f"--kwok-controller-binary={binaries['kwok']}",
-                timeout=timeout,
-            )
-        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.cluster_dir / "kubeconfig.yaml", self.kubeconfig)
-        self.kubeconfig.chmod(0o600)
-        deadline = time.monotonic() + timeout
-        self._wait("the API server to become ready", self.healthy, deadline)
+            ],
+            binaries["kwokctl"],
+            deadline,
+        )
         nodes = "\n---\n".join(json.dumps(node_manifest(n["name"], n["capacity"])) for n in NODES)
         self.kubectl("apply", "-f", "-", input=nodes)
         self._wait("kwok nodes to become Ready", self._nodes_ready, deadline)
         # Pods are admitted only once the controller-manager made the default ServiceAccount.
         self._wait("the default ServiceAccount", self._default_service_account, deadline)
-        return True
 
     def down(self) -> bool:
         """Stop the cluster and remove its state; False if nothing was there."""
@@ -296,11 +378,40 @@ class ControlPlane:
     def _default_service_account(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0
 
+    def exited_components(self) -> list[str]:
+        """Components whose process (per kwokctl's pid files) is no longer running."""
+        exited = []
+        for pid_file in sorted((self.cluster_dir / "pids").glob("*.pid")):
+            if not _running(pid_file.read_text().strip()):
+                exited.append(pid_file.stem)
+        return exited
+
     def _wait(self, what: str, condition: Any, deadline: float) -> None:
         while not condition():
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(f"timed out waiting for {what}; logs: {self.logs_dir}")
+            self._check(what, deadline)
             time.sleep(0.5)
+
+    def _check(self, what: str, deadline: float) -> None:
+        """Raise if a component exited (seen twice, half a second apart) or time is up."""
+        if self.exited_components():
+            time.sleep(0.5)
+            exited = self.exited_components()
+            if exited:
+                tails = "\n".join(
+                    f"--- {name}: {self.logs_dir / (name + '.log')}\n{self._log_tail(name)}"
+                    for name in exited
+                )
+                raise ComponentExitedError(
+                    f"{', '.join(exited)} exited while waiting for {what}:\n{tails}"
+                )
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(f"timed out waiting for {what}; logs: {self.logs_dir}")
+
+    def _log_tail(self, component: str, lines: int = 5) -> str:
+        path = self.logs_dir / f"{component}.log"
+        if not path.is_file():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def local_cluster() -> ControlPlane:
