@@ -179,6 +179,14 @@ class ControlPlane:
     def logs_dir(self) -> Path:
         return self.cluster_dir / "logs"
 
+    @property
+    def _kwokctl_config(self) -> Path:
+        return self.workdir / f"{self.name}.kwokctl.yaml"
+
+    @property
+    def _kwokctl_output(self) -> Path:
+        return self.workdir / f"{self.name}.kwokctl.log"
+
     def exists(self) -> bool:
         return (self.cluster_dir / "kwok.yaml").is_file()
 
@@ -213,7 +221,7 @@ class ControlPlane:
         kwokctl itself waits two minutes for an API server that already exited (say, on a
         port another process took), so we watch the components while it runs.
         """
-        output = self.workdir / f"{self.name}.kwokctl.log"
+        output = self._kwokctl_output
         with output.open("w") as out:
             proc = subprocess.Popen(
                 [str(kwokctl), "--name", self.name, *args],
@@ -314,7 +322,7 @@ class ControlPlane:
     def _create(self, binaries: Mapping[str, Path], timeout: float) -> None:
         ports = free_ports(len(PORT_OPTIONS))
         options = {**KWOKCTL_OPTIONS, **dict(zip(PORT_OPTIONS, ports, strict=True))}
-        config = self.workdir / f"{self.name}.kwokctl.yaml"
+        config = self._kwokctl_config
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps({**KWOKCTL_CONFIG, "options": options}))
         deadline = time.monotonic() + timeout
@@ -354,6 +362,8 @@ class ControlPlane:
         own = self.cluster_dir / "kubeconfig.yaml"
         self._kwokctl("delete", "cluster", f"--kubeconfig={own}", timeout=120)
         self.kubeconfig.unlink(missing_ok=True)
+        for leftover in (self._kwokctl_config, self._kwokctl_output):
+            leftover.unlink(missing_ok=True)
         return True
 
     def keep_logs(self, dest: Path) -> Path:
@@ -363,6 +373,8 @@ class ControlPlane:
         dest.mkdir(parents=True)
         for name, path in self.logs().items():
             shutil.copyfile(path, dest / f"{name}.log")
+        if self._kwokctl_output.is_file():
+            shutil.copyfile(self._kwokctl_output, dest / "kwokctl.log")
         return dest
 
     def _nodes_ready(self) -> bool:
