@@ -81,9 +81,19 @@ class RunnerClient:
             )
         self._health = health_pb2_grpc.HealthStub(self._channels[0])
 
+    def _pick(self) -> Any:
+        """The next connection in rotation that is up; any one if none is (to fail fast)."""
+        start = next(self._next)
+        for offset in range(len(self._calls)):
+            index = (start + offset) % len(self._calls)
+            state = self._channels[index].get_state(try_to_connect=True)
+            if state == grpc.ChannelConnectivity.READY:
+                return self._calls[index]
+        return self._calls[start % len(self._calls)]
+
     async def call(self, method: str, args: tuple[Any, ...]) -> Any:
         self._ensure_channels()
-        call = self._calls[next(self._next) % len(self._calls)]
+        call = self._pick()
         request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
         metadata = ((contract.REQUEST_ID_METADATA, request_id.get()),) if request_id.get() else ()
         try:

@@ -147,7 +147,7 @@ async def call_api(api: API, request: Request, max_request_bytes: int) -> Respon
             result = await run_in_threadpool(api.func, value)
         return api.output.to_http(result, request.headers.get("accept", ""))
     except KubentoError as exc:
-        if exc.status_code >= 500:
+        if exc.status_code == 500:  # 503s are load shedding, expected and counted in metrics
             log.warning("api=%s request_id=%s error=%r", api.name, request_id.get(), exc.message)
         headers = {}
         if exc.retry_after_s is not None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,23 +24,24 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def spawn(
     argv: list[str], env: dict[str, str] | None = None, cwd: str = SERVICES_DIR
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*local_argv(argv), "--working-dir", cwd],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    """Start a runtime process; its output goes to a file (a pipe nobody drains would fill)."""
+    with tempfile.TemporaryFile() as log:
+        return subprocess.Popen(
+            [*local_argv(argv), "--working-dir", cwd],
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> str:
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
     if process.poll() is None:
         process.send_signal(sig)
     try:
-        out, _ = process.communicate(timeout=timeout)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        out, _ = process.communicate()
-    return out.decode(errors="replace") if out else ""
+        process.wait()
 
 
 def wait_http(
@@ -92,9 +95,9 @@ class RunnerProcess:
             f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
         )
 
-    def stop(self, sig: int = signal.SIGTERM) -> str:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         assert self.process is not None
-        return stop(self.process, sig)
+        stop(self.process, sig)
 
 
 @contextmanager

@@ -85,7 +85,7 @@ def deployment() -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
         yield url, pods
     finally:
         for process in processes:
-            stop(process)  # type: ignore[arg-type]
+            stop(process)
 
 
 def test_api_pod_serves_a_request_through_every_rendered_runner(

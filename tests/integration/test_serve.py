@@ -75,7 +75,7 @@ def quickstart() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     try:
         yield process, read_until_ready(process)
     finally:
-        stop(process)  # type: ignore[arg-type]
+        stop(process)
 
 
 def test_serve_prints_a_curl_that_returns_the_models_answer(
