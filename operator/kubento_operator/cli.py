@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         standalone=args.peering is None,
         peering_name=args.peering,
+        # kopf pauses every operator that sees a peer of equal priority; a random
+        # one per process makes the highest replica the leader and the rest standby.
+        priority=random.randint(1, 2**31 - 1) if args.peering else None,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
     )
     return 0

@@ -268,11 +268,6 @@ def test_replicas_install_a_kopf_peering_in_the_watched_namespace(
     assert deployment["status"].get("readyReplicas") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kopf pauses every peer of equal priority, and `kubento-operator run` gives all "
-    "replicas priority 0: it needs a distinct (e.g. random) kopf priority per replica",
-)
 def test_two_peered_replicas_reconcile_with_one_leader(
     cluster: ControlPlane, ha_release: Release, tmp_path: Path
 ) -> None:
