@@ -62,7 +62,11 @@ class RunnerWorker:
                 settings: dict[str, Any] = {k: v for k, v in method.config.items() if v is not None}
                 config = BatchingConfig(**settings).with_overrides(self.overrides)
                 dispatcher = Dispatcher(
-                    call, config, batch_dim=method.spec.batch_dim, name=f"{self.runner.name}.{name}"
+                    call,
+                    config,
+                    batch_dim=method.spec.batch_dim,
+                    name=self.runner.name,
+                    method=name,
                 )
                 self.dispatchers.append(dispatcher)
                 self.methods[name] = _batched(dispatcher)
