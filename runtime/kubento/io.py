@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 from starlette.responses import PlainTextResponse, Response
 
@@ -25,9 +26,10 @@ def _content_type(headers: Mapping[str, str]) -> str:
 
 
 def _parse_json(body: bytes) -> Any:
+    # pydantic-core's parser is several times faster than json.loads on numeric arrays.
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return pydantic_core.from_json(body)
+    except ValueError as exc:
         raise BadInput(f"request body is not valid JSON: {exc}") from None
 
 
@@ -46,7 +48,7 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=json_default, separators=(",", ":")).encode()
+        return pydantic_core.to_json(content, fallback=json_default)
 
 
 class IODescriptor:
