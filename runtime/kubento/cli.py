@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
             os.environ.get(contract.ENV_MAX_REQUEST_BYTES, contract.DEFAULT_MAX_REQUEST_BYTES)
         ),
     )
+    api.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get(contract.ENV_API_WORKERS, "1")),
+        help="HTTP server processes sharing the port",
+    )
 
     runner = commands.add_parser("runner", help="run a runner worker (gRPC)")
     common(runner)
@@ -86,19 +92,36 @@ def main(argv: list[str] | None = None) -> int:
 def _api(service: object, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from kubento.server import build_app
+    from kubento.server import ENV_APP, AppSettings, build_app
     from kubento.service import Service
 
     assert isinstance(service, Service)
-    runner_map = contract.decode_runner_map(args.runner_map) if args.runner_map else {}
-    app = build_app(service, runner_map, max_request_bytes=args.max_request_bytes)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    settings = AppSettings(
+        service=args.service,
+        working_dir=os.path.abspath(args.working_dir),
+        runner_map=contract.decode_runner_map(args.runner_map) if args.runner_map else {},
+        max_request_bytes=args.max_request_bytes,
     )
+    app = build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
+    options: dict[str, object] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 30,
+    }
+    if args.workers == 1:
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+    else:
+        # Each worker process builds its own app (and gRPC channels) from the settings.
+        os.environ[ENV_APP] = settings.model_dump_json()
+        uvicorn.run(
+            "kubento.server:app_from_env",
+            factory=True,
+            workers=args.workers,
+            **options,  # type: ignore[arg-type]
+        )
     return 0
 
 

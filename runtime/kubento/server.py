@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -18,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -32,6 +34,25 @@ from kubento.io import JSONBody
 from kubento.service import API, Service
 
 log = logging.getLogger("kubento.api")
+
+ENV_APP = "KUBENTO_API_APP"
+"""Settings handed from `kubento api --workers N` to each of its worker processes."""
+
+
+class AppSettings(BaseModel):
+    service: str
+    working_dir: str
+    runner_map: dict[str, str]
+    max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES
+
+
+def app_from_env() -> Starlette:
+    """App factory for uvicorn's worker processes."""
+    from kubento.loader import load_service
+
+    settings = AppSettings.model_validate_json(os.environ[ENV_APP])
+    service = load_service(settings.service, settings.working_dir)
+    return build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
 
 
 def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Response:

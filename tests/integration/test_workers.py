@@ -6,11 +6,14 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from kubento import contract
 from kubento.client import RunnerClient
-from tests.integration.processes import RunnerProcess
+from kubento.serve import free_port
+from tests.integration.processes import RunnerProcess, spawn, stop, wait_http
 
 
 @pytest.fixture
@@ -91,3 +94,26 @@ def test_a_dead_worker_takes_the_pod_down_so_kubernetes_restarts_it(
     victim = sorted(worker_pids(two_workers.process.pid))[-1]
     os.kill(victim, signal.SIGKILL)
     assert two_workers.process.wait(timeout=30) != 0
+
+
+def test_api_server_with_several_workers_serves_and_stops_cleanly() -> None:
+    runner = RunnerProcess("tagger:svc", "tagger")
+    runner.start()
+    port = free_port()
+    argv = [*contract.api_command("tagger:svc", host="127.0.0.1", port=port), "--workers", "2"]
+    api = spawn(
+        argv, {contract.ENV_RUNNER_MAP: contract.encode_runner_map({"tagger": runner.target})}
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + contract.READINESS_PATH, watch=[api])
+        assert len(worker_pids(api.pid)) >= 2
+        replies = [httpx.post(url + "/tag", json=[[float(i), 0.0, 1.0]]) for i in range(20)]
+        assert [r.json() for r in replies] == [[[2.0 * i + 1, 1.0, 3.0]] for i in range(20)]
+        children = worker_pids(api.pid)
+        stop(api)
+        assert api.returncode == 0
+        assert all(_zombie(pid) or not Path(f"/proc/{pid}").exists() for pid in children)
+    finally:
+        stop(api)
+        runner.stop()
