@@ -125,3 +125,25 @@ def running_service(
         for worker in workers.values():
             if worker.process is not None:
                 worker.stop()
+
+
+def children_of(pid: int) -> set[int]:
+    """Live (non-zombie) child processes of `pid`, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(pid)]:
+            found.add(int(entry.name))
+    return {child for child in found if alive(child)}
+
+
+def alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def _stat(pid: int) -> list[str]:
+    """State and parent pid of a process, or [] when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return []

@@ -11,29 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubento.serve import free_port
-from tests.integration.processes import REPO_ROOT, stop
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.integration.processes import REPO_ROOT, alive, children_of, stop
 
 
 def start_serve(working_dir: str, port: int) -> subprocess.Popen[str]:
