@@ -418,6 +418,7 @@ def main() -> int:
     args = parser.parse_args()
     wrk = ensure_wrk()
     if args.bentoml:
+        args.bentoml = args.bentoml.resolve()  # the servers run from another directory
         ensure_bentoml(args.bentoml)
     models = args.models.split(",")
     connections = [int(c) for c in args.connections.split(",")]

@@ -109,6 +109,9 @@ def _api(service: object, args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "log_level": "warning",
+        "access_log": False,
+        # Behind a Service or an ingress; client addresses are not used.
+        "proxy_headers": False,
         "timeout_graceful_shutdown": 30,
     }
     if args.workers == 1:

@@ -32,6 +32,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 CONNECTIONS_PER_RUNNER = 8
 RETRY_AFTER_METADATA = "retry-after-s"
+CLOSE_GRACE_S = 10.0
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -128,9 +129,9 @@ class RunnerClient:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-    async def close(self) -> None:
-        for channel in self._channels:
-            await channel.close()
+    async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """Close the connections, letting calls still in flight finish for `grace_s`."""
+        await asyncio.gather(*(channel.close(grace=grace_s) for channel in self._channels))
         self._channels.clear()
         self._calls.clear()
 

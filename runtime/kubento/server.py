@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from kubento import contract
 from kubento.client import RemoteHandle, RunnerClient, request_id
@@ -76,6 +77,28 @@ class Metrics:
         )
 
 
+class APIEndpoint:
+    """One API as a plain ASGI app: Starlette's per-request function wrapper is skipped
+    because `call_api` already turns every error into a response."""
+
+    def __init__(self, api: API, max_request_bytes: int, metrics: Metrics) -> None:
+        self.api = api
+        self.max_request_bytes = max_request_bytes
+        self.latency = metrics.latency.labels(api.name)
+        self.requests = metrics.requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id.set(rid)
+        started = time.perf_counter()
+        response = await call_api(self.api, request, self.max_request_bytes)
+        response.headers["x-request-id"] = rid
+        await response(scope, receive, send)
+        self.requests.labels(self.api.name, str(response.status_code)).inc()
+        self.latency.observe(time.perf_counter() - started)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -107,18 +130,8 @@ def build_app(
     metrics = Metrics(registry)
     clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
 
-    def endpoint(api: API) -> Any:
-        async def handle(request: Request) -> Response:
-            rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-            request_id.set(rid)
-            started = time.perf_counter()
-            response = await call_api(api, request, max_request_bytes)
-            response.headers["x-request-id"] = rid
-            metrics.requests.labels(api.name, str(response.status_code)).inc()
-            metrics.latency.labels(api.name).observe(time.perf_counter() - started)
-            return response
-
-        return handle
+    def endpoint(api: API) -> APIEndpoint:
+        return APIEndpoint(api, max_request_bytes, metrics)
 
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
