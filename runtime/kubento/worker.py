@@ -38,6 +38,8 @@ log = logging.getLogger("kubento.runner")
 
 MethodCall = Callable[[tuple[Any, ...], float | None], Awaitable[Any]]
 SHUTDOWN_GRACE_S = 30.0
+SHUTDOWN_GRACE_MS = int(SHUTDOWN_GRACE_S * 1000)
+MAX_CONNECTION_AGE_MS = 60_000
 
 
 class RunnerWorker:
@@ -196,6 +198,11 @@ async def serve_runner(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            # Clients reconnect now and then, which re-resolves a headless Service
+            # (new runner pods get traffic) and lets the kernel rehash connections
+            # over `--workers` processes that started listening late.
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", SHUTDOWN_GRACE_MS),
         ]
     )
     handler = grpc.method_handlers_generic_handler(

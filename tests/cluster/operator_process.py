@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from kubento.serve import free_port
 from tests.cluster.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +39,6 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90) -> An
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def install_crd(cluster: ControlPlane) -> None:

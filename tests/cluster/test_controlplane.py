@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster.controlplane import GPU_RESOURCE, NODES, ControlPlane
+from tests.cluster.operator_process import wait_for
 
 pytestmark = pytest.mark.cluster
 
 IMAGE = "registry.invalid/kubento-test:never-pulled"  # kwok runs no containers
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll condition until it returns something truthy; fail naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def deployment(name: str, replicas: int) -> str:
