@@ -23,10 +23,6 @@ class BadInput(KubentoError):
     status_code = 400
 
 
-class NotFound(KubentoError):
-    status_code = 404
-
-
 class PayloadTooLarge(KubentoError):
     status_code = 413
 

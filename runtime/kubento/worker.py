@@ -126,7 +126,9 @@ class RunnerWorker:
                 rid,
                 exc,
             )
-            await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            # The request id ties the API's 500 to this line of the runner's log.
+            message = f"{type(exc).__name__}: {exc} (request_id={rid})"
+            await _abort(context, grpc.StatusCode.INTERNAL, message)
 
     async def close(self) -> None:
         for dispatcher in self.dispatchers:

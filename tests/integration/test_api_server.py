@@ -62,6 +62,12 @@ def test_request_id_is_echoed(url: str) -> None:
     assert reply.headers["x-request-id"] == "abc-123"
 
 
+def test_request_id_reaches_the_runner_and_comes_back_in_its_errors(url: str) -> None:
+    reply = httpx.post(url + "/fail", content="boom", headers={"x-request-id": "req-42"})
+    assert reply.status_code == 500
+    assert "RuntimeError: boom (request_id=req-42)" in reply.json()["error"]
+
+
 def test_text_file_and_model_apis(url: str) -> None:
     assert httpx.post(url + "/reverse", content=b"\x00\x01\x02").content == b"\x02\x01\x00"
     assert httpx.post(url + "/norm", json={"x": 3, "y": 4}).json() == {"norm": 5.0}
