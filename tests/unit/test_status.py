@@ -49,7 +49,7 @@ def pod(
     *,
     waiting: dict[str, Any] | None = None,
     last_terminated: dict[str, Any] | None = None,
-    scheduled: dict[str, Any] | None = None,
+    unschedulable: str | None = None,
     deleting: bool = False,
 ) -> dict[str, Any]:
     labels = {"serving.kubento.io/deployment": "demo"}
@@ -68,8 +68,9 @@ def pod(
     if deleting:
         metadata["deletionTimestamp"] = EARLIER
     status: dict[str, Any] = {"containerStatuses": [container]}
-    if scheduled:
-        status = {"conditions": [scheduled]}
+    if unschedulable is not None:
+        scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+        status = {"conditions": [scheduled | {"message": unschedulable}]}
     return {"metadata": metadata, "status": status}
 
 
@@ -202,16 +203,7 @@ def test_image_pull_backoff_is_degraded() -> None:
 
 def test_unschedulable_carries_the_scheduler_message() -> None:
     message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
-    pending = pod(
-        "demo-classifier-p",
-        RUNNER,
-        scheduled={
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": message,
-        },
-    )
+    pending = pod("demo-classifier-p", RUNNER, unschedulable=message)
     status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [pending])
     degraded = condition(status, "Degraded")
     assert degraded["reason"] == "Unschedulable"
@@ -223,16 +215,7 @@ def test_unschedulable_names_the_request_the_scheduler_found_insufficient() -> N
         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are "
         "available: 2 No preemption victims found for incoming pod."
     )
-    pending = pod(
-        "demo-classifier-p",
-        RUNNER,
-        scheduled={
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": message,
-        },
-    )
+    pending = pod("demo-classifier-p", RUNNER, unschedulable=message)
     requests = {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "64"}
     pending["spec"] = {"containers": [{"name": "runner", "resources": {"requests": requests}}]}
     status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [pending])
