@@ -6,7 +6,6 @@ lost an update in the lifecycle suite, so the interleaving is deterministic.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from kubento_operator import reconcile, render, spec
 from kubento_operator.cluster import Cluster, load_api_client
 from tests.cluster.controlplane import ControlPlane
-from tests.cluster.operator_process import condition, install_crd, wait_for
+from tests.cluster.operator_process import apply, condition, install_crd, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -31,12 +30,17 @@ MANIFEST = {
 }
 
 
-def test_a_child_change_handled_before_the_first_status_write_is_not_lost(
-    cluster: ControlPlane, namespace: str
-) -> None:
+@pytest.fixture
+def api(cluster: ControlPlane, namespace: str) -> Cluster:
+    """The operator's API client, with the BentoDeployment NAME applied in `namespace`."""
     install_crd(cluster)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(MANIFEST))
-    api = Cluster(load_api_client(str(cluster.kubeconfig)))
+    apply(cluster, namespace, MANIFEST)
+    return Cluster(load_api_client(str(cluster.kubeconfig)))
+
+
+def test_a_child_change_handled_before_the_first_status_write_is_not_lost(
+    cluster: ControlPlane, namespace: str, api: Cluster
+) -> None:
     body = api.get_bento_deployment(namespace, NAME)
     assert body is not None
     bd = spec.parse(body)
@@ -44,17 +48,15 @@ def test_a_child_change_handled_before_the_first_status_write_is_not_lost(
     stale = reconcile.observe(api, bd, observed_generation=1, previous={})
     for child in render.render(bd):
         api.apply(child)
+
     # ... meanwhile every pod becomes ready and each child event runs a refresh ...
-    wait_for(
-        "both Deployments available",
-        lambda: (
-            all(
-                d.get("status", {}).get("availableReplicas") == 1
-                for d in cluster.get_json("-n", namespace, "deployments")["items"]
-            )
-            and len(cluster.get_json("-n", namespace, "deployments")["items"]) == 2
-        ),
-    )
+    def both_available() -> bool:
+        deployments = cluster.get_json("-n", namespace, "deployments")["items"]
+        return len(deployments) == 2 and all(
+            d.get("status", {}).get("availableReplicas") == 1 for d in deployments
+        )
+
+    wait_for("both Deployments available", both_available)
     attempts: list[dict[str, Any]] = []
     warnings: list[str] = []
 
@@ -81,12 +83,8 @@ def test_a_child_change_handled_before_the_first_status_write_is_not_lost(
 
 
 def test_a_bentodeployment_deleted_between_read_and_status_patch_is_not_an_error(
-    cluster: ControlPlane, namespace: str
+    cluster: ControlPlane, namespace: str, api: Cluster
 ) -> None:
-    install_crd(cluster)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(MANIFEST))
-    api = Cluster(load_api_client(str(cluster.kubeconfig)))
-
     def delete_then_compute(latest: dict[str, Any]) -> dict[str, Any]:
         cluster.kubectl("delete", "-n", namespace, f"bentodeployment/{NAME}")
         bd = spec.parse(latest)
