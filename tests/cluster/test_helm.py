@@ -12,9 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ import pytest
 import yaml
 
 from kubento.serve import free_port
-from tests.cluster.controlplane import ControlPlane, find_binaries
+from tests.cluster.controlplane import REPO, ControlPlane, find_binaries
+from tests.cluster.operator_process import wait_for
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kubento-operator"
 EXAMPLE = REPO / "examples" / "quickstart" / "bentodeployment.yaml"
 RELEASE = "kubento"
@@ -43,14 +42,6 @@ class Release:
     """The one namespace the operator watches."""
     service_account: str
     """Also the name of the kopf peering objects (the chart's default)."""
-
-
-def wait_for(what: str, condition: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def helm(cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
@@ -287,6 +278,7 @@ def test_two_peered_replicas_reconcile_with_one_leader(
                 )
                 == 2
             ),
+            timeout=60,
         )
         manifest = apply_example_and_wait_ready(cluster, ha_release, [first, second], timeout=60)
         cluster.kubectl(
