@@ -9,49 +9,50 @@ from typing import Any
 import pytest
 
 from tests.cluster.controlplane import GPU_RESOURCE, NODES, ControlPlane
-from tests.cluster.operator_process import wait_for
+from tests.cluster.operator_process import apply, wait_for
 
 pytestmark = pytest.mark.cluster
 
 IMAGE = "registry.invalid/kubento-test:never-pulled"  # kwok runs no containers
 
 
-def deployment(name: str, replicas: int) -> str:
+def deploy_available(cluster: ControlPlane, namespace: str, name: str, replicas: int) -> None:
+    """Apply a Deployment of `replicas` pods labelled app=NAME and wait until it is Available."""
     labels = {"app": name}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": IMAGE}]},
-                },
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": IMAGE}]},
             },
-        }
+        },
+    }
+    apply(cluster, namespace, deployment)
+    cluster.kubectl(
+        "-n", namespace, "wait", "--for=condition=Available", f"deployment/{name}", "--timeout=60s"
     )
 
 
-def pod(name: str, gpus: int) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "model",
-                        "image": IMAGE,
-                        "resources": {"limits": {GPU_RESOURCE: str(gpus)}},
-                    }
-                ]
-            },
-        }
-    )
+def pod(name: str, gpus: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [
+                {
+                    "name": "model",
+                    "image": IMAGE,
+                    "resources": {"limits": {GPU_RESOURCE: str(gpus)}},
+                }
+            ]
+        },
+    }
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -64,10 +65,7 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 def test_deployment_pods_become_running_and_ready_on_kwok_nodes(
     cluster: ControlPlane, namespace: str
 ) -> None:
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=deployment("web", replicas=2))
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Available", "deployment/web", "--timeout=60s"
-    )
+    deploy_available(cluster, namespace, "web", replicas=2)
 
     pods = cluster.get_json("-n", namespace, "pods", "-l", "app=web")["items"]
     assert len(pods) == 2
@@ -81,7 +79,7 @@ def test_deployment_pods_become_running_and_ready_on_kwok_nodes(
 def test_pod_requesting_gpus_is_scheduled_on_the_gpu_node(
     cluster: ControlPlane, namespace: str
 ) -> None:
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=pod("fits", gpus=4))
+    apply(cluster, namespace, pod("fits", gpus=4))
     cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod/fits", "--timeout=60s")
 
     assert cluster.get_json("-n", namespace, "pod", "fits")["spec"]["nodeName"] == "kwok-gpu-0"
@@ -90,7 +88,7 @@ def test_pod_requesting_gpus_is_scheduled_on_the_gpu_node(
 def test_pod_requesting_more_gpus_than_any_node_stays_pending_unschedulable(
     cluster: ControlPlane, namespace: str
 ) -> None:
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=pod("too-big", gpus=8))
+    apply(cluster, namespace, pod("too-big", gpus=8))
 
     def unschedulable() -> dict[str, Any] | None:
         cond = condition(cluster.get_json("-n", namespace, "pod", "too-big"), "PodScheduled")
@@ -109,10 +107,7 @@ def test_pod_requesting_more_gpus_than_any_node_stays_pending_unschedulable(
 def test_deleting_a_deployment_garbage_collects_its_replicasets_and_pods(
     cluster: ControlPlane, namespace: str
 ) -> None:
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=deployment("doomed", replicas=1))
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Available", "deployment/doomed", "--timeout=60s"
-    )
+    deploy_available(cluster, namespace, "doomed", replicas=1)
     assert cluster.get_json("-n", namespace, "replicasets", "-l", "app=doomed")["items"]
 
     # Background cascade: the API server deletes only the Deployment; the GC does the rest.
