@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def _api(service: object, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from kubento.server import ENV_APP, AppSettings, build_app
+    from kubento.server import ENV_APP, AppSettings, build_app, require_targets
     from kubento.service import Service
 
     assert isinstance(service, Service)
@@ -104,7 +104,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         runner_map=contract.decode_runner_map(args.runner_map) if args.runner_map else {},
         max_request_bytes=args.max_request_bytes,
     )
-    app = build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
+    require_targets(service, settings.runner_map)
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
@@ -115,6 +115,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 30,
     }
     if args.workers == 1:
+        app = build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
         uvicorn.run(app, **options)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app (and gRPC channels) from the settings.

@@ -96,7 +96,8 @@ class RunnerClient:
         self._ensure_channels()
         call = self._pick()
         request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
-        metadata = ((contract.REQUEST_ID_METADATA, request_id.get()),) if request_id.get() else ()
+        rid = request_id.get()
+        metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
         try:
             response = await call(request, timeout=self.timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as exc:

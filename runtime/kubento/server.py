@@ -113,6 +113,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def require_targets(service: Service, runner_map: Mapping[str, str]) -> None:
+    """Every runner of the service needs a gRPC target in the runner map."""
+    missing = sorted(set(service.runners) - set(runner_map))
+    if missing:
+        raise ValueError(
+            f"no gRPC target for runners {missing} in {contract.ENV_RUNNER_MAP}; "
+            f"it has {sorted(runner_map)}"
+        )
+
+
 def build_app(
     service: Service,
     runner_map: Mapping[str, str],
@@ -120,18 +130,10 @@ def build_app(
     max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES,
 ) -> Starlette:
     """Build the ASGI app; runners are bound to gRPC clients when the app starts."""
-    missing = sorted(set(service.runners) - set(runner_map))
-    if missing:
-        raise ValueError(
-            f"no gRPC target for runners {missing} in {contract.ENV_RUNNER_MAP}; "
-            f"it has {sorted(runner_map)}"
-        )
+    require_targets(service, runner_map)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
-
-    def endpoint(api: API) -> APIEndpoint:
-        return APIEndpoint(api, max_request_bytes, metrics)
 
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
@@ -160,7 +162,10 @@ def build_app(
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, exc.detail or "error", {"path": request.url.path})
 
-    routes = [Route(api.route, endpoint(api), methods=["POST"]) for api in service.apis.values()]
+    routes = [
+        Route(api.route, APIEndpoint(api, max_request_bytes, metrics), methods=["POST"])
+        for api in service.apis.values()
+    ]
     routes += [
         Route(contract.LIVENESS_PATH, livez, methods=["GET"]),
         Route(contract.READINESS_PATH, readyz, methods=["GET"]),

@@ -29,10 +29,7 @@ class API:
     input: IODescriptor
     output: IODescriptor
     route: str
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+    is_async: bool
 
 
 class Service:
@@ -82,7 +79,9 @@ class Service:
                 raise ValueError(f"service {self.name!r} already has an api named {api_name!r}")
             if any(existing.route == api_route for existing in self.apis.values()):
                 raise ValueError(f"service {self.name!r} already has an api at {api_route!r}")
-            self.apis[api_name] = API(api_name, func, input, output, api_route)
+            self.apis[api_name] = API(
+                api_name, func, input, output, api_route, inspect.iscoroutinefunction(func)
+            )
             return func
 
         return decorate(fn) if fn is not None else decorate

@@ -86,7 +86,6 @@ class RunnerWorker:
     async def call(
         self, request: pb.CallRequest, context: grpc.aio.ServicerContext
     ) -> pb.CallResponse:
-        rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
         if not self.ready:
             await _abort(
                 context,
@@ -119,6 +118,8 @@ class RunnerWorker:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after_s:.3f}"),))
             await _abort(context, code, str(exc))
         except Exception as exc:
+            # Only the error path needs the request id: it ties the API's 500 to this log line.
+            rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
             log.warning(
                 "runner=%s method=%s request_id=%s error=%r",
                 self.runner.name,
@@ -126,7 +127,6 @@ class RunnerWorker:
                 rid,
                 exc,
             )
-            # The request id ties the API's 500 to this line of the runner's log.
             message = f"{type(exc).__name__}: {exc} (request_id={rid})"
             await _abort(context, grpc.StatusCode.INTERNAL, message)
 
