@@ -24,7 +24,7 @@ import yaml
 
 from kubento import contract
 from kubento_operator.render import render
-from tests.integration.processes import REPO_ROOT, stop, wait_http
+from tests.integration.processes import REPO_ROOT, example_module, stop, wait_http
 
 EXAMPLE = REPO_ROOT / "examples" / "composition"
 BIN_DIR = str(Path(sys.executable).parent)
@@ -96,18 +96,12 @@ def test_api_pod_serves_a_request_through_every_rendered_runner(
     reply = httpx.post(url + "/score", json=features, timeout=30)
     assert reply.status_code == 200, reply.text
 
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import service as example  # the example's own code, run in-process as the reference
-
-        example.svc.init_local()
-        expected = example.scorer.score.run(
-            example.embed_small.embed.run(np.asarray(features, dtype=np.float32)),
-            example.embed_large.embed.run(np.asarray(features, dtype=np.float32)),
-        )
-    finally:
-        sys.path.remove(str(EXAMPLE))
-        sys.modules.pop("service", None)
+    example = example_module("composition")  # the example's own code, run in-process
+    example.svc.init_local()
+    expected = example.scorer.score.run(
+        example.embed_small.embed.run(np.asarray(features, dtype=np.float32)),
+        example.embed_large.embed.run(np.asarray(features, dtype=np.float32)),
+    )
     np.testing.assert_allclose(reply.json(), expected, rtol=1e-6)
 
 

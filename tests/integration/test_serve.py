@@ -1,5 +1,6 @@
 """`kubento serve`: the whole service as local processes, and nothing left behind."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubento.serve import free_port
-from tests.integration.processes import REPO_ROOT, alive, children_of, stop
+from tests.integration.processes import REPO_ROOT, alive, children_of, example_module, stop
 
 
 def start_serve(working_dir: str, port: int) -> subprocess.Popen[str]:
@@ -63,7 +64,10 @@ def test_serve_prints_a_curl_that_returns_the_models_answer(
     curl = lines[-1].strip()
     answer = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
     assert answer.returncode == 0, answer.stderr
-    assert answer.stdout.strip() in {"[0]", "[1]", "[2]"}
+    example = example_module("quickstart")
+    example.svc.init_local()
+    sample = example.svc.apis["classify"].input.sample
+    assert json.loads(answer.stdout) == example.classifier.predict.run(sample).tolist()
 
 
 def test_serve_stops_every_child_on_sigterm(
