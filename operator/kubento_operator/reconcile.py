@@ -181,8 +181,36 @@ def commit_status(
     return False
 
 
-def _conditions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list((body.get("status") or {}).get("conditions") or [])
+def _commit_problem(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    generation: int | None,
+    bd: spec.BentoDeployment | None,
+    problem: Problem,
+    warn: Warn,
+) -> None:
+    """Status of a generation the operator acted on but could not apply: Degraded by `problem`.
+
+    `bd` is None when the spec did not parse: then there are no components nor endpoint.
+    """
+    commit_status(
+        cluster,
+        namespace,
+        name,
+        lambda latest: status.compute_status(
+            generation=generation,
+            observed_generation=generation,
+            components=status.desired_components(bd) if bd is not None else [],
+            deployments=[],
+            pods=[],
+            problem=problem,
+            endpoint=render.endpoint(bd) if bd is not None else None,
+            previous_conditions=(latest.get("status") or {}).get("conditions") or [],
+            now=now(),
+        ),
+        warn,
+    )
 
 
 def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: Logger) -> Outcome:
@@ -196,22 +224,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
         bd = spec.parse(body)
     except spec.SpecError as exc:
         invalid = Problem(INVALID_SPEC, str(exc))
-        commit_status(
-            cluster,
-            namespace,
-            name,
-            lambda current: status.compute_status(
-                generation=generation,
-                observed_generation=generation,
-                components=[],
-                deployments=[],
-                pods=[],
-                problem=invalid,
-                previous_conditions=_conditions(current),
-                now=now(),
-            ),
-            warn,
-        )
+        _commit_problem(cluster, namespace, name, generation, None, invalid, warn)
         metrics.RECONCILES.labels(result="invalid").inc()
         logger.warning("invalid spec, not applied: %s", exc)
         return Outcome(invalid)
@@ -228,23 +241,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
             f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
         )
         failed = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
-        commit_status(
-            cluster,
-            namespace,
-            name,
-            lambda latest: status.compute_status(
-                generation=generation,
-                observed_generation=generation,
-                components=status.desired_components(bd),
-                deployments=[],
-                pods=[],
-                problem=failed,
-                endpoint=render.endpoint(bd),
-                previous_conditions=_conditions(latest),
-                now=now(),
-            ),
-            warn,
-        )
+        _commit_problem(cluster, namespace, name, generation, bd, failed, warn)
         metrics.RECONCILES.labels(result="failed").inc()
         metrics.RECONCILE_ERRORS.inc()
         logger.error("apply failed: %s", failed.message)
