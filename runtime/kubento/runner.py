@@ -8,17 +8,19 @@ either way: `runner.predict.run(x)` or `await runner.predict.async_run(x)`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from kubento.batching import BatchingConfig
 from kubento.runnable import MethodSpec, Runnable
 
 # Runner names become Kubernetes object names (`<deployment>-<runner>`, with `_` as `-`)
 # and label values; the operator's spec accepts exactly the same names.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 63
-BATCHING_KEYS = frozenset({"max_batch_size", "max_latency_ms", "max_queue_size", "timeout_ms"})
+BATCHING_KEYS = frozenset(field.name for field in dataclasses.fields(BatchingConfig))
 
 
 def validate_name(kind: str, name: str) -> str:

@@ -64,14 +64,13 @@ class LocalServer:
         working_dir: str,
         host: str = "127.0.0.1",
         port: int = contract.API_PORT,
-        env: dict[str, str] | None = None,
     ) -> None:
         self.service = service
         self.import_path = import_path
         self.working_dir = os.path.abspath(working_dir)
         self.host = host
         self.port = port
-        self.env = {**os.environ, **(env or {})}
+        self.env = dict(os.environ)
         self.children: list[Child] = []
         self.runner_map: dict[str, str] = {}
 
