@@ -688,7 +688,6 @@ class Dispatcher:
             raise
         future: asyncio.Future[Any] = loop.create_future()
         request.future = future
-        self._queue_depth.set(self.policy.queued_rows)
         self._kick()
         try:
             return await future
@@ -799,6 +798,9 @@ class Dispatcher:
         request = part.request
         future = request.future
         if future is None or future.done():
+            return
+        if part.rows == request.rows:
+            future.set_result(piece)
             return
         request.pieces.append((part.start, piece))
         request.done_rows += part.rows
