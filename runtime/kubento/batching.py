@@ -652,7 +652,6 @@ class Dispatcher:
             latency=LatencyModel(config.max_batch_size, prior=latency_prior),
         )
         self._clock = self.policy.clock
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._drive_pending = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -676,8 +675,6 @@ class Dispatcher:
         DeadlineUnmeetable at once when admission control rejects the call.
         """
         rows, signature = count_rows(args, self._in_dim)
-        loop = asyncio.get_running_loop()
-        self._loop = loop
         try:
             request = self.policy.admit(rows, args, signature, deadline)
         except Overloaded:
@@ -686,7 +683,7 @@ class Dispatcher:
         except DeadlineUnmeetable:
             self._deadline.inc()
             raise
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         request.future = future
         self._kick()
         try:
@@ -700,8 +697,7 @@ class Dispatcher:
         """Reject new calls, run everything queued, wait for running batches, stop."""
         self.policy.close()
         self._kick()
-        if self._loop is not None:
-            await self._drained.wait()
+        await self._drained.wait()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
