@@ -51,17 +51,16 @@ class Cluster:
             self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
         return self._resources[key]
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any]) -> None:
         """Server-side apply one object as the operator's field manager."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        result = self._dynamic.server_side_apply(
+        self._dynamic.server_side_apply(
             resource,
             body=manifest,
             namespace=manifest["metadata"]["namespace"],
             field_manager=naming.FIELD_MANAGER,
             force_conflicts=True,
         )
-        return result.to_dict()  # type: ignore[no-any-return]
 
     def list(
         self, api_version: str, kind: str, namespace: str, label_selector: str
