@@ -76,3 +76,4 @@ def test_run_rejects_namespace_with_all_namespaces() -> None:
 def test_run_rejects_standalone_with_peering() -> None:
     result = run("run", "--standalone", "--peering", "x")
     assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
