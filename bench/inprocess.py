@@ -52,11 +52,10 @@ async def dispatcher_throughput(
     callers: int,
     seconds: float,
     max_batch_size: int = MAX_BATCH_SIZE,
-    concurrency: int = 1,
 ) -> dict[str, Any]:
     """Closed loop: `callers` tasks each submit one row, await it, and repeat."""
     layers = make_weights(widths)
-    executor = ThreadPoolExecutor(concurrency)
+    executor = ThreadPoolExecutor(1)
     loop = asyncio.get_running_loop()
     sizes: list[int] = []
 
@@ -65,7 +64,7 @@ async def dispatcher_throughput(
         return await loop.run_in_executor(executor, forward, layers, x)
 
     config = BatchingConfig(max_batch_size=max_batch_size, max_latency_ms=MAX_LATENCY_MS)
-    dispatcher = Dispatcher(model, config, concurrency=concurrency)
+    dispatcher = Dispatcher(model, config)
     row = np.random.default_rng(0).standard_normal((1, widths[0]), dtype=np.float32)
     latencies: list[float] = []
     stop_at = time.monotonic() + seconds
@@ -84,7 +83,6 @@ async def dispatcher_throughput(
     ordered = np.sort(np.asarray(latencies))
     return {
         "callers": callers,
-        "concurrency": concurrency,
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": 1000 * float(ordered[len(ordered) // 2]),
         "p99_ms": 1000 * float(ordered[int(len(ordered) * 0.99)]),
@@ -98,14 +96,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=MAX_BATCH_SIZE)
     parser.add_argument("--callers", type=int, default=0, help="also run the dispatcher alone")
-    parser.add_argument("--concurrency", type=int, default=1, help="batches in flight")
     args = parser.parse_args()
     widths = MODELS[args.model]
     result: dict[str, Any] = {"model": args.model}
     result["limit"] = model_limit(widths, args.batch, args.seconds)
     if args.callers:
         result["dispatcher"] = asyncio.run(
-            dispatcher_throughput(widths, args.callers, args.seconds, concurrency=args.concurrency)
+            dispatcher_throughput(widths, args.callers, args.seconds)
         )
     print(json.dumps(result))
     return 0

@@ -280,22 +280,18 @@ class BatchPolicy:
 
     FIFO: rows leave the queue in arrival order; a batch takes the longest run
     of compatible rows from the head (splitting a request across batches when
-    it does not fit), and never skips ahead. At most `concurrency` batches run
-    at once.
+    it does not fit), and never skips ahead. One batch runs at a time, as the
+    runner worker has one model thread.
     """
 
     def __init__(
         self,
         config: BatchingConfig,
         *,
-        concurrency: int = 1,
         clock: Clock = time.monotonic,
         latency: LatencyModel | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.config = config
-        self.concurrency = concurrency
         self.clock = clock
         self.latency = latency or LatencyModel(config.max_batch_size)
         self.arrivals = ArrivalRate()
@@ -399,7 +395,7 @@ class BatchPolicy:
     def decide(self) -> Decision:
         now = self.clock()
         decision = Decision()
-        if len(self.in_flight) >= self.concurrency or self.queued_rows == 0:
+        if self.in_flight or self.queued_rows == 0:
             return decision
         self._expire_head(now, decision.expired)
         if self.queued_rows == 0:
@@ -451,8 +447,8 @@ class BatchPolicy:
 
         Returns (queue wait, start, finish): how long the new rows wait behind
         full batches queued ahead of them, when the first new row starts, when
-        the last ends. Batches ahead are assumed full, each taking the earliest
-        free slot. With no full batch ahead the queue wait is 0: the new rows
+        the last ends. Batches ahead are assumed full and run one after another
+        once the running batch ends. With no full batch ahead the queue wait is 0: the new rows
         join the next batch, so a request finding a short queue is admitted
         however slow the running batch is; the deadline check (on `finish`)
         still counts everything.
@@ -461,24 +457,16 @@ class BatchPolicy:
         full = model.predict(self.config.max_batch_size)
         if full is None:
             return None
-        slots = sorted(
-            [
-                max(now, batch.started + (model.predict(batch.size) or 0.0))
-                for batch in self.in_flight
-            ]
-            + [now] * (self.concurrency - len(self.in_flight))
-        )
+        free = now
+        for batch in self.in_flight:
+            free = max(free, batch.started + (model.predict(batch.size) or 0.0))
         size = self.config.max_batch_size
         first = self.queued_rows // size
         last = (self.queued_rows + rows - 1) // size
         last_rows = self.queued_rows + rows - last * size
-        start = slots[first % self.concurrency] + (first // self.concurrency) * full
+        start = free + first * full
         wait = start - now if first else 0.0
-        finish = (
-            slots[last % self.concurrency]
-            + (last // self.concurrency) * full
-            + (model.predict(last_rows) or full)
-        )
+        finish = free + last * full + (model.predict(last_rows) or full)
         return wait, start, finish
 
     def _drain_time(self, rows: int) -> float | None:
@@ -486,7 +474,7 @@ class BatchPolicy:
         if full is None:
             return None
         batches = -(-rows // self.config.max_batch_size)
-        return batches * full / self.concurrency
+        return batches * full
 
     # queue bookkeeping
 
@@ -641,15 +629,12 @@ class Dispatcher:
         batch_dim: tuple[int, int] = (0, 0),
         name: str = "",
         method: str = "",
-        concurrency: int = 1,
         latency_prior: Mapping[int, float] | None = None,
     ) -> None:
         self._fn = fn
         self._in_dim, self._out_dim = batch_dim
         self.policy = BatchPolicy(
-            config,
-            concurrency=concurrency,
-            latency=LatencyModel(config.max_batch_size, prior=latency_prior),
+            config, latency=LatencyModel(config.max_batch_size, prior=latency_prior)
         )
         self._clock = self.policy.clock
         self._drive_pending = False

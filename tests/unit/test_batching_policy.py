@@ -33,7 +33,6 @@ def make_policy(
     max_queue_size: int = 1024,
     timeout_ms: float | None = None,
     latency: dict[int, float] | None = None,
-    concurrency: int = 1,
 ) -> BatchPolicy:
     config = BatchingConfig(
         max_batch_size=max_batch_size,
@@ -42,7 +41,7 @@ def make_policy(
         timeout_ms=timeout_ms,
     )
     model = LatencyModel(max_batch_size, prior=latency)
-    return BatchPolicy(config, clock=clock, latency=model, concurrency=concurrency)
+    return BatchPolicy(config, clock=clock, latency=model)
 
 
 def rows_of(policy_batch_parts: list, requests: list[Request]) -> list[tuple[int, int, int]]:
@@ -203,20 +202,16 @@ def test_requests_of_different_layout_never_share_a_batch() -> None:
     assert batches == [[(0, 0, 1)], [(1, 0, 1)], [(2, 0, 1)]]
 
 
-def test_only_concurrency_batches_run_at_once() -> None:
+def test_only_one_batch_runs_at_once() -> None:
     clock = FakeClock()
     policy = make_policy(clock, max_batch_size=2)
     for _ in range(6):
         policy.admit(1, signature="s")
-    assert policy.decide().batch is not None
+    first = policy.decide().batch
+    assert first is not None
     assert policy.decide().batch is None
-
-    parallel = make_policy(clock, max_batch_size=2, concurrency=2)
-    for _ in range(6):
-        parallel.admit(1, signature="s")
-    assert parallel.decide().batch is not None
-    assert parallel.decide().batch is not None
-    assert parallel.decide().batch is None
+    policy.finish(first, 0.001)
+    assert policy.decide().batch is not None
 
 
 def test_a_full_queue_rejects_at_once() -> None:
