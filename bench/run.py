@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ sys.path.insert(0, str(SERVICES))
 
 from mlp_model import HEAVY, LIGHT  # noqa: E402
 
+from kubento.serve import free_port  # noqa: E402
 from kubento.workers import THREAD_VARS  # noqa: E402
 
 MODELS = {"heavy": HEAVY, "light": LIGHT}
@@ -97,12 +97,6 @@ def ensure_wrk() -> str:
         "bench: the load generator wrk is not installed. Install it (Debian/Ubuntu: "
         "`sudo apt-get install wrk`, macOS: `brew install wrk`) and run `make bench` again."
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def descendants(pid: int) -> list[int]:
