@@ -36,6 +36,11 @@ def runner_samples(runner: RunnerProcess) -> dict[str, float]:
     return samples
 
 
+def grown(before: dict[str, float], after: dict[str, float], key: str) -> float:
+    """How much a counter grew between two `runner_samples` scrapes."""
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
 async def flood(url: str) -> tuple[list[np.ndarray], list[httpx.Response]]:
     rng = np.random.default_rng(11)
     inputs = [rng.normal(size=(1 + i % 3, 3)).round(6) for i in range(REQUESTS)]
@@ -89,13 +94,9 @@ async def test_a_full_queue_answers_429_and_every_admitted_row_runs_exactly_once
     statuses = [reply.status_code for reply in replies]
     assert statuses.count(429) > 0, "a queue of 24 rows never filled under 128 callers"
     admitted = [x for x, reply in zip(inputs, replies, strict=True) if reply.status_code == 200]
-    ran_rows = after["kubento_runner_batch_size_sum"] - before.get(
-        "kubento_runner_batch_size_sum", 0
-    )
+    ran_rows = grown(before, after, "kubento_runner_batch_size_sum")
     assert ran_rows == sum(len(x) for x in admitted)
-    rejected = after.get("kubento_runner_rejections_total:queue_full", 0) - before.get(
-        "kubento_runner_rejections_total:queue_full", 0
-    )
+    rejected = grown(before, after, "kubento_runner_rejections_total:queue_full")
     assert rejected == statuses.count(429)
 
 
@@ -111,9 +112,7 @@ async def test_requests_that_would_wait_past_the_budget_get_503_with_retry_after
     unavailable = [reply for reply in replies if reply.status_code == 503]
     assert unavailable, "nothing was shed although the queue held far more than the budget"
     assert all(int(reply.headers["retry-after"]) >= 1 for reply in unavailable)
-    rejected = after.get("kubento_runner_rejections_total:deadline", 0) - before.get(
-        "kubento_runner_rejections_total:deadline", 0
-    )
+    rejected = grown(before, after, "kubento_runner_rejections_total:deadline")
     assert rejected == len(unavailable)
 
 
@@ -125,12 +124,7 @@ async def test_runner_metrics_count_batches_waits_and_queue_depth(
     _, replies = await flood(url)
     after = runner_samples(runner)
     admitted = sum(reply.status_code == 200 for reply in replies)
-    batches = after["kubento_runner_batch_size_count"] - before.get(
-        "kubento_runner_batch_size_count", 0
-    )
+    batches = grown(before, after, "kubento_runner_batch_size_count")
     assert 0 < batches < admitted, "admitted requests were not batched together"
-    waits = after["kubento_runner_queue_wait_seconds_count"] - before.get(
-        "kubento_runner_queue_wait_seconds_count", 0
-    )
-    assert waits == admitted
+    assert grown(before, after, "kubento_runner_queue_wait_seconds_count") == admitted
     assert after["kubento_runner_queue_depth"] == 0
