@@ -126,6 +126,18 @@ def condition(cluster: ControlPlane, namespace: str, name: str, kind: str) -> di
     return {}
 
 
+def wait_condition(
+    cluster: ControlPlane, namespace: str, name: str, kind: str, status: str = "True"
+) -> dict[str, Any]:
+    """Wait until the BentoDeployment's condition `kind` has `status`; return that condition."""
+
+    def reached() -> dict[str, Any]:
+        found = condition(cluster, namespace, name, kind)
+        return found if found.get("status") == status else {}
+
+    return wait_for(f"{name} {kind}={status}", reached)  # type: ignore[no-any-return]
+
+
 def names(cluster: ControlPlane, namespace: str, kind: str, *selector: str) -> set[str]:
     """Names of the objects of `kind` in the namespace (optionally `-l SELECTOR`)."""
     items = cluster.get_json("-n", namespace, kind, *selector)["items"]

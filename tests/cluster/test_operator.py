@@ -11,13 +11,14 @@ import yaml
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.operator_process import (
-    CRD,
     REPO,
     Operator,
     apply,
     condition,
+    install_crd,
     names,
     running_operator,
+    wait_condition,
     wait_for,
 )
 
@@ -43,7 +44,7 @@ def bento(name: str, runners: list[dict[str, Any]], **spec: Any) -> dict[str, An
 
 
 def test_crd_rejects_min_replicas_above_max_replicas(cluster: ControlPlane, namespace: str) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    install_crd(cluster)
     bad = bento("bad", [], autoscaling={"minReplicas": 5, "maxReplicas": 2})
     result = apply(cluster, namespace, bad, check=False)
     assert result.returncode != 0
@@ -51,7 +52,7 @@ def test_crd_rejects_min_replicas_above_max_replicas(cluster: ControlPlane, name
 
 
 def test_crd_rejects_runner_names_that_collide(cluster: ControlPlane, namespace: str) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    install_crd(cluster)
     result = apply(
         cluster, namespace, bento("dup", [{"name": "a_b"}, {"name": "a-b"}]), check=False
     )
@@ -65,10 +66,7 @@ def test_example_becomes_ready_with_owned_children(
     example = yaml.safe_load((REPO / "examples/quickstart/bentodeployment.yaml").read_text())
     example["spec"]["image"] = IMAGE
     apply(cluster, namespace, example)
-    wait_for(
-        "quickstart Ready=True",
-        lambda: condition(cluster, namespace, "quickstart", "Ready").get("status") == "True",
-    )
+    wait_condition(cluster, namespace, "quickstart", "Ready")
     bd = cluster.get_json("-n", namespace, "bentodeployment", "quickstart")
     assert bd["status"]["observedGeneration"] == bd["metadata"]["generation"]
     assert bd["status"]["readyComponents"] == "2/2"
@@ -119,13 +117,7 @@ def test_spec_the_operator_cannot_honour_is_degraded_naming_the_field(
 ) -> None:
     obj = bento("reserved", [], envs=[{"name": "KUBENTO_RUNNER_MAP", "value": "{}"}])
     apply(cluster, namespace, obj)
-    degraded = wait_for(
-        "Degraded=True",
-        lambda: (
-            (c := condition(cluster, namespace, "reserved", "Degraded")).get("status") == "True"
-            and c
-        ),
-    )
+    degraded = wait_condition(cluster, namespace, "reserved", "Degraded")
     assert degraded["reason"] == "InvalidSpec"
     assert degraded["message"].startswith("spec.envs[0].name:")
     assert operator.running()
@@ -137,12 +129,7 @@ def test_missing_gpus_show_the_scheduler_message(
     apply(
         cluster, namespace, bento("greedy", [{"name": "llm", "resources": {"limits": {"gpu": 64}}}])
     )
-    degraded = wait_for(
-        "Degraded=True",
-        lambda: (
-            (c := condition(cluster, namespace, "greedy", "Degraded")).get("status") == "True" and c
-        ),
-    )
+    degraded = wait_condition(cluster, namespace, "greedy", "Degraded")
     assert degraded["reason"] == "Unschedulable"
     assert "Insufficient nvidia.com/gpu" in degraded["message"]
     events = cluster.get_json("-n", namespace, "events")["items"]

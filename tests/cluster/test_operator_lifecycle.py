@@ -23,6 +23,7 @@ from tests.cluster.operator_process import (
     condition,
     names,
     running_operator,
+    wait_condition,
     wait_for,
 )
 
@@ -150,9 +151,7 @@ def table(cluster: ControlPlane, namespace: str, *extra: str) -> dict[str, str]:
 def test_kubectl_wait_and_get_show_the_composition_ready_with_real_columns(
     cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
-    kubectl_apply(cluster, namespace, EXAMPLE)
-    kubectl_wait_ready(cluster, namespace)
-    wait_settled(cluster, namespace, generation=1)
+    deploy_example(cluster, namespace)
 
     columns = table(cluster, namespace)
     age = columns.pop("AGE")
@@ -299,11 +298,7 @@ def test_gpu_over_request_is_degraded_and_recovers_when_the_spec_is_fixed(
     runner(manifest, "embed-large")["resources"]["limits"]["gpu"] = 64
     apply_edited(cluster, namespace, manifest, tmp_path)
 
-    def degraded() -> dict[str, Any]:
-        found = condition(cluster, namespace, NAME, "Degraded")
-        return found if found.get("status") == "True" else {}
-
-    problem = wait_for("Degraded=True", degraded)
+    problem = wait_condition(cluster, namespace, NAME, "Degraded")
     assert problem["reason"] == "Unschedulable"
     assert problem["message"].startswith("embed-large: pod composition-embed-large-")
     assert "Insufficient nvidia.com/gpu" in problem["message"]
