@@ -14,7 +14,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -114,13 +113,6 @@ def namespace(cluster: ControlPlane) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as err:
-        return f"(cannot read {path}: {err})"
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
@@ -132,9 +124,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if not isinstance(plane, ControlPlane):
         return
     parts = [f"kept after the run in {LOGS / plane.name}/ (live: {plane.logs_dir}/)"]
-    for component, path in plane.logs().items():
+    for component in plane.logs():
         parts.append(
-            f"--- {component} (last {LOG_TAIL_LINES} lines)\n{_tail(path, LOG_TAIL_LINES)}"
+            f"--- {component} (last {LOG_TAIL_LINES} lines)\n"
+            f"{plane.log_tail(component, LOG_TAIL_LINES)}"
         )
     report.sections.append(("control plane logs", "\n".join(parts)))
 

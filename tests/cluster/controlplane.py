@@ -410,7 +410,7 @@ class ControlPlane:
             exited = self.exited_components()
             if exited:
                 tails = "\n".join(
-                    f"--- {name}: {self.logs_dir / (name + '.log')}\n{self._log_tail(name)}"
+                    f"--- {name}: {self.logs_dir / (name + '.log')}\n{self.log_tail(name)}"
                     for name in exited
                 )
                 raise ComponentExitedError(
@@ -419,11 +419,15 @@ class ControlPlane:
         if time.monotonic() > deadline:
             raise ControlPlaneError(f"timed out waiting for {what}; logs: {self.logs_dir}")
 
-    def _log_tail(self, component: str, lines: int = 5) -> str:
+    def log_tail(self, component: str, lines: int = 5) -> str:
+        """The last `lines` lines of one component's log."""
         path = self.logs_dir / f"{component}.log"
-        if not path.is_file():
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
             return "(no log)"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as err:
+            return f"(cannot read {path}: {err})"
 
 
 def local_cluster() -> ControlPlane:
