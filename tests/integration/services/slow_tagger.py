@@ -1,11 +1,10 @@
 """A batching test service with a slow model, to overload on purpose.
 
 Each row maps to 2*row + 1, so a caller can tell its own rows from anyone
-else's; every batch sleeps SLOW_TAGGER_BATCH_MS (default 30 ms) as a model
-call would, releasing the GIL like numpy does.
+else's; every batch sleeps 30 ms as a model call would, releasing the GIL
+like numpy does.
 """
 
-import os
 import time
 
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 import kubento
 from kubento.io import NumpyNdarray
 
-BATCH_S = float(os.environ.get("SLOW_TAGGER_BATCH_MS", "30")) / 1000
+BATCH_S = 0.030
 
 
 class SlowTagger(kubento.Runnable):
