@@ -49,6 +49,17 @@ def rows_of(policy_batch_parts: list, requests: list[Request]) -> list[tuple[int
     return [(requests.index(p.request), p.start, p.stop) for p in policy_batch_parts]
 
 
+def drain(policy: BatchPolicy, requests: list[Request]) -> list[list[tuple[int, int, int]]]:
+    """Run batches until the queue is empty; `rows_of` each batch, in order."""
+    batches = []
+    while policy.queued_rows:
+        batch = policy.decide().batch
+        assert batch is not None
+        batches.append(rows_of(batch.parts, requests))
+        policy.finish(batch, 0.001)
+    return batches
+
+
 def test_a_full_batch_dispatches_at_once() -> None:
     clock = FakeClock()
     # A trained model whose fixed cost makes waiting attractive: only a full batch runs now.
@@ -162,13 +173,7 @@ def test_a_request_larger_than_max_batch_size_is_split_across_batches() -> None:
     clock = FakeClock()
     policy = make_policy(clock, max_batch_size=4)
     requests = [policy.admit(10, signature="s")]
-    sizes = []
-    while policy.queued_rows:
-        batch = policy.decide().batch
-        assert batch is not None
-        sizes.append(rows_of(batch.parts, requests))
-        policy.finish(batch, 0.001)
-    assert sizes == [[(0, 0, 4)], [(0, 4, 8)], [(0, 8, 10)]]
+    assert drain(policy, requests) == [[(0, 0, 4)], [(0, 4, 8)], [(0, 8, 10)]]
 
 
 def test_a_request_that_does_not_fit_is_split_to_fill_the_batch() -> None:
@@ -193,13 +198,7 @@ def test_requests_of_different_layout_never_share_a_batch() -> None:
         policy.admit(1, signature="float64[4]"),
         policy.admit(1, signature="float32[4]"),
     ]
-    batches = []
-    while policy.queued_rows:
-        batch = policy.decide().batch
-        assert batch is not None
-        batches.append(rows_of(batch.parts, requests))
-        policy.finish(batch, 0.001)
-    assert batches == [[(0, 0, 1)], [(1, 0, 1)], [(2, 0, 1)]]
+    assert drain(policy, requests) == [[(0, 0, 1)], [(1, 0, 1)], [(2, 0, 1)]]
 
 
 def test_only_one_batch_runs_at_once() -> None:
