@@ -37,6 +37,7 @@ BINARIES = (
     "helm",
 )
 GPU_RESOURCE = "nvidia.com/gpu"
+IMAGE = "registry.invalid/kubento-test:never-pulled"  # for test pods: kwok runs no containers
 
 # Fake nodes managed by kwok: generous CPU/memory so scheduling is decided by the GPU count.
 NODES: tuple[dict[str, Any], ...] = (

@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import GPU_RESOURCE, NODES, ControlPlane
+from tests.cluster.controlplane import GPU_RESOURCE, IMAGE, NODES, ControlPlane
 from tests.cluster.operator_process import apply, wait_for
 
 pytestmark = pytest.mark.cluster
-
-IMAGE = "registry.invalid/kubento-test:never-pulled"  # kwok runs no containers
 
 
 def deploy_available(cluster: ControlPlane, namespace: str, name: str, replicas: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.controlplane import IMAGE, ControlPlane
 from tests.cluster.operator_process import (
     REPO,
     Operator,
@@ -23,8 +23,6 @@ from tests.cluster.operator_process import (
 )
 
 pytestmark = pytest.mark.cluster
-
-IMAGE = "registry.invalid/kubento-test:never-pulled"  # kwok runs no containers
 
 
 @pytest.fixture(scope="module")

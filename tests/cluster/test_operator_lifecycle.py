@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.controlplane import IMAGE, ControlPlane
 from tests.cluster.operator_process import (
     REPO,
     Operator,
@@ -405,7 +405,7 @@ def test_operator_killed_mid_reconcile_converges_after_restart_without_duplicate
         "kind": "BentoDeployment",
         "metadata": {"name": "many"},
         "spec": {
-            "image": "registry.invalid/kubento-test:never-pulled",
+            "image": IMAGE,
             "service": "service:svc",
             "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
             "runners": [

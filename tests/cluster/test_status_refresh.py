@@ -12,7 +12,7 @@ import pytest
 
 from kubento_operator import reconcile, render, spec
 from kubento_operator.cluster import Cluster, load_api_client
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.controlplane import IMAGE, ControlPlane
 from tests.cluster.operator_process import apply, condition, install_crd, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -23,7 +23,7 @@ MANIFEST = {
     "kind": "BentoDeployment",
     "metadata": {"name": NAME},
     "spec": {
-        "image": "registry.invalid/kubento-test:never-pulled",
+        "image": IMAGE,
         "service": "service:svc",
         "runners": [{"name": "model"}],
     },
