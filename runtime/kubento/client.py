@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubento import codec, contract
 from kubento._proto import runner_pb2 as pb
+from kubento.batching import BatchingConfig
+from kubento.coalescing import Coalescer
 from kubento.exceptions import (
     BadInput,
     KubentoError,
@@ -26,6 +30,9 @@ from kubento.exceptions import (
     RunnerOverloaded,
     RunnerUnavailable,
 )
+
+if TYPE_CHECKING:
+    from kubento.runner import Runner
 
 CALL_METHOD = "/kubento.runner.v1.Runner/Call"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -92,11 +99,14 @@ class RunnerClient:
                 return self._calls[index]
         return self._calls[start % len(self._calls)]
 
-    async def call(self, method: str, args: tuple[Any, ...]) -> Any:
+    async def call(
+        self, method: str, args: tuple[Any, ...], request_ids: tuple[str, ...] | None = None
+    ) -> Any:
+        """One gRPC call; `request_ids` (default: the current request's) go in its metadata."""
         self._ensure_channels()
         call = self._pick()
         request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
-        rid = request_id.get()
+        rid = ",".join(request_ids) if request_ids is not None else request_id.get()
         metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
         try:
             response = await call(request, timeout=self.timeout_s, metadata=metadata)
@@ -138,19 +148,43 @@ class RunnerClient:
 
 
 class RemoteHandle:
-    """Binds a `Runner` to a `RunnerClient`; sync `.run()` works from API worker threads."""
+    """Binds a `Runner` to a `RunnerClient`; sync `.run()` works from API worker threads.
 
-    def __init__(self, client: RunnerClient, loop: asyncio.AbstractEventLoop) -> None:
+    Calls to batchable methods go through a `Coalescer`, so callers in the same
+    event-loop turn share one gRPC call.
+    """
+
+    def __init__(
+        self,
+        client: RunnerClient,
+        loop: asyncio.AbstractEventLoop,
+        runner: Runner,
+        observe: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.client = client
         self.loop = loop
+        self.coalescers: dict[str, Coalescer] = {}
+        for name, method in runner.methods.items():
+            if not method.spec.batchable:
+                continue
+            max_rows = method.config.get("max_batch_size") or BatchingConfig.max_batch_size
+            self.coalescers[name] = Coalescer(
+                functools.partial(client.call, name),
+                method.spec.batch_dim,
+                max_rows=int(max_rows),
+                observe=functools.partial(observe, name) if observe else None,
+            )
 
     async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
-        return await self.client.call(method, args)
+        coalescer = self.coalescers.get(method)
+        if coalescer is None:
+            return await self.client.call(method, args)
+        return await coalescer.call(args, request_id.get())
 
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         context = contextvars.copy_context()
         future = asyncio.run_coroutine_threadsafe(
-            _in_context(context, self.client.call(method, args)), self.loop
+            _in_context(context, self.async_call(method, args)), self.loop
         )
         return future.result()
 

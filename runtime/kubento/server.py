@@ -9,7 +9,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -74,6 +74,13 @@ class Metrics:
             ["api"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.runner_call_callers = Histogram(
+            "kubento_api_runner_call_callers",
+            "Callers coalesced into one gRPC call to a batchable runner method.",
+            ["runner", "method"],
+            registry=registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )
 
 
@@ -153,7 +160,8 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         for name, runner in service.runners.items():
-            runner.bind(RemoteHandle(clients[name], loop))
+            observe = _observer(metrics.runner_call_callers, name)
+            runner.bind(RemoteHandle(clients[name], loop, runner, observe))
         yield
         for client in clients.values():
             await client.close()
@@ -174,6 +182,13 @@ def build_app(
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+
+
+def _observer(histogram: Histogram, runner: str) -> Callable[[str, int], None]:
+    def observe(method: str, callers: int) -> None:
+        histogram.labels(runner, method).observe(callers)
+
+    return observe
 
 
 async def call_api(api: API, request: Request, max_request_bytes: int) -> Response:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubento import contract
 from tests.integration.processes import RunnerProcess, running_service
@@ -41,6 +42,34 @@ async def test_concurrent_requests_each_get_their_own_rows_back(url: str) -> Non
         np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
     assert stats["rows"] >= sum(len(x) for x in inputs)
     assert stats["max_batch"] > 5, "concurrent calls of mixed row counts were never batched"
+
+
+def coalescing_samples(url: str) -> tuple[float, float]:
+    """(runner calls, callers in them) of the tagger's `tag` method, from the API's metrics."""
+    text = httpx.get(url + contract.METRICS_PATH).text
+    calls = callers = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("method") != "tag":
+                continue
+            if sample.name == "kubento_api_runner_call_callers_count":
+                calls = sample.value
+            elif sample.name == "kubento_api_runner_call_callers_sum":
+                callers = sample.value
+    return calls, callers
+
+
+async def test_concurrent_callers_share_runner_calls(url: str) -> None:
+    calls_before, callers_before = coalescing_samples(url)
+    inputs = [np.full((1, 3), i, dtype=np.float64) for i in range(200)]
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        replies = await asyncio.gather(*(client.post("/tag", json=x.tolist()) for x in inputs))
+    for x, reply in zip(inputs, replies, strict=True):
+        np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+    calls_after, callers_after = coalescing_samples(url)
+    assert callers_after - callers_before == len(inputs)
+    assert calls_after - calls_before < len(inputs), "no two callers ever shared a runner call"
 
 
 def test_npy_in_and_out(url: str) -> None:

@@ -96,8 +96,10 @@ async def test_a_full_queue_answers_429_and_every_admitted_row_runs_exactly_once
     admitted = [x for x, reply in zip(inputs, replies, strict=True) if reply.status_code == 200]
     ran_rows = grown(before, after, "kubento_runner_batch_size_sum")
     assert ran_rows == sum(len(x) for x in admitted)
+    # The API server coalesces same-turn callers into one runner call, so one
+    # rejected runner call may answer several callers.
     rejected = grown(before, after, "kubento_runner_rejections_total:queue_full")
-    assert rejected == statuses.count(429)
+    assert 0 < rejected <= statuses.count(429)
 
 
 async def test_requests_that_would_wait_past_the_budget_get_503_with_retry_after(
@@ -113,7 +115,7 @@ async def test_requests_that_would_wait_past_the_budget_get_503_with_retry_after
     assert unavailable, "nothing was shed although the queue held far more than the budget"
     assert all(int(reply.headers["retry-after"]) >= 1 for reply in unavailable)
     rejected = grown(before, after, "kubento_runner_rejections_total:deadline")
-    assert rejected == len(unavailable)
+    assert 0 < rejected <= len(unavailable)
 
 
 async def test_runner_metrics_count_batches_waits_and_queue_depth(
@@ -126,5 +128,6 @@ async def test_runner_metrics_count_batches_waits_and_queue_depth(
     admitted = sum(reply.status_code == 200 for reply in replies)
     batches = grown(before, after, "kubento_runner_batch_size_count")
     assert 0 < batches < admitted, "admitted requests were not batched together"
-    assert grown(before, after, "kubento_runner_queue_wait_seconds_count") == admitted
+    admitted_calls = grown(before, after, "kubento_runner_queue_wait_seconds_count")
+    assert 0 < admitted_calls <= admitted
     assert after["kubento_runner_queue_depth"] == 0
