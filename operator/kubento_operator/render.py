@@ -81,6 +81,7 @@ def render(bento_deployment: Mapping[str, Any] | spec.BentoDeployment) -> list[M
                 max_latency_ms=batching.max_latency_ms,
                 max_queue_size=batching.max_queue_size,
                 timeout_ms=batching.timeout_ms,
+                max_concurrency=batching.max_concurrency,
             ).to_env(),
         }
         ports = [

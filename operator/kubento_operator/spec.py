@@ -310,6 +310,9 @@ class Batching(Model):
     """Requests waiting before new ones are shed."""
     timeout_ms: int | None = Field(default=None, ge=1)
     """Deadline of a call to the runner."""
+    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    """Batches of one method running at once per worker, each on its own model thread
+    (more than 1 helps only models that release the GIL, such as numpy or torch)."""
 
 
 class RunnerSpec(Component):

@@ -47,13 +47,16 @@ class BatchingConfig:
     `max_queue_size` counts queued *rows* (not requests), since rows are what
     cost memory and model time; 0 disables the bound. `timeout_ms` is the
     request timeout applied when the caller sends no earlier deadline; None
-    means no timeout.
+    means no timeout. `max_concurrency` batches may run at once (each on its
+    own model thread): more than 1 pays off only when the model releases the
+    GIL (numpy, torch) and cores are free while a batch runs.
     """
 
     max_batch_size: int = 100
     max_latency_ms: float = 10_000
     max_queue_size: int = 1024
     timeout_ms: float | None = None
+    max_concurrency: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int):
@@ -68,12 +71,22 @@ class BatchingConfig:
             )
         if self.timeout_ms is not None and not self.timeout_ms > 0:
             raise ValueError(f"timeout_ms must be > 0 or None, got {self.timeout_ms}")
+        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int):
+            raise TypeError(f"max_concurrency must be an int, got {self.max_concurrency!r}")
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
 
     def with_overrides(self, overrides: BatchingOverrides) -> BatchingConfig:
         """This config with every knob the deployment sets (not None) replaced."""
         changes: dict[str, Any] = {
             key: getattr(overrides, key)
-            for key in ("max_batch_size", "max_latency_ms", "max_queue_size", "timeout_ms")
+            for key in (
+                "max_batch_size",
+                "max_latency_ms",
+                "max_queue_size",
+                "timeout_ms",
+                "max_concurrency",
+            )
             if getattr(overrides, key) is not None
         }
         return replace(self, **changes) if changes else self
@@ -280,8 +293,8 @@ class BatchPolicy:
 
     FIFO: rows leave the queue in arrival order; a batch takes the longest run
     of compatible rows from the head (splitting a request across batches when
-    it does not fit), and never skips ahead. One batch runs at a time, as the
-    runner worker has one model thread.
+    it does not fit), and never skips ahead. Up to `max_concurrency` batches
+    run at once (one by default: one model thread).
     """
 
     def __init__(
@@ -395,7 +408,7 @@ class BatchPolicy:
     def decide(self) -> Decision:
         now = self.clock()
         decision = Decision()
-        if self.in_flight or self.queued_rows == 0:
+        if len(self.in_flight) >= self.config.max_concurrency or self.queued_rows == 0:
             return decision
         self._expire_head(now, decision.expired)
         if self.queued_rows == 0:
@@ -447,26 +460,33 @@ class BatchPolicy:
 
         Returns (queue wait, start, finish): how long the new rows wait behind
         full batches queued ahead of them, when the first new row starts, when
-        the last ends. Batches ahead are assumed full and run one after another
-        once the running batch ends. With no full batch ahead the queue wait is 0: the new rows
-        join the next batch, so a request finding a short queue is admitted
-        however slow the running batch is; the deadline check (on `finish`)
-        still counts everything.
+        the last ends. Batches ahead are assumed full; each starts on the first
+        model thread to come free. With no full batch ahead the queue wait is
+        0: the new rows join the next batch, so a request finding a short queue
+        is admitted however slow the running batches are; the deadline check
+        (on `finish`) still counts everything.
         """
         model = self.latency
         full = model.predict(self.config.max_batch_size)
         if full is None:
             return None
-        free = now
-        for batch in self.in_flight:
-            free = max(free, batch.started + (model.predict(batch.size) or 0.0))
+        # Batch k ahead runs on lane k mod c, lanes sorted by when they come
+        # free: exact, since every running batch ends within one full batch.
+        lanes = sorted(
+            max(now, batch.started + (model.predict(batch.size) or 0.0)) for batch in self.in_flight
+        )
+        lanes = [now] * (self.config.max_concurrency - len(lanes)) + lanes
         size = self.config.max_batch_size
         first = self.queued_rows // size
         last = (self.queued_rows + rows - 1) // size
         last_rows = self.queued_rows + rows - last * size
-        start = free + first * full
+        start = lanes[first % len(lanes)] + (first // len(lanes)) * full
         wait = start - now if first else 0.0
-        finish = free + last * full + (model.predict(last_rows) or full)
+        finish = (
+            lanes[last % len(lanes)]
+            + (last // len(lanes)) * full
+            + (model.predict(last_rows) or full)
+        )
         return wait, start, finish
 
     def _drain_time(self, rows: int) -> float | None:
@@ -474,7 +494,7 @@ class BatchPolicy:
         if full is None:
             return None
         batches = -(-rows // self.config.max_batch_size)
-        return batches * full
+        return -(-batches // self.config.max_concurrency) * full
 
     # queue bookkeeping
 

@@ -147,6 +147,7 @@ def _runner(service: object, args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     overrides = contract.BatchingOverrides.from_env(os.environ)
     multi_threaded = runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING
+    concurrency = runner.model_threads(overrides)
     if args.workers > 1:
 
         def argv_for(index: int) -> list[str]:
@@ -160,8 +161,13 @@ def _runner(service: object, args: argparse.Namespace) -> int:
                 "--log-level", args.log_level,
             ]  # fmt: skip
 
-        return run_workers(argv_for, args.workers, supports_cpu_multi_threading=multi_threaded)
-    threads = thread_env(multi_threaded, 1)
+        return run_workers(
+            argv_for,
+            args.workers,
+            supports_cpu_multi_threading=multi_threaded,
+            concurrency=concurrency,
+        )
+    threads = thread_env(multi_threaded, concurrency)
     if threads:
         # BLAS/OpenMP read their thread counts when they load, which importing the
         # service already did: start again with the budget in the environment.

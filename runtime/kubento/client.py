@@ -21,7 +21,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubento import codec, contract
 from kubento._proto import runner_pb2 as pb
-from kubento.batching import BatchingConfig
 from kubento.coalescing import Coalescer
 from kubento.exceptions import (
     BadInput,
@@ -163,17 +162,15 @@ class RemoteHandle:
     ) -> None:
         self.client = client
         self.loop = loop
-        self.coalescers: dict[str, Coalescer] = {}
-        for name, method in runner.methods.items():
-            if not method.spec.batchable:
-                continue
-            max_rows = method.config.get("max_batch_size") or BatchingConfig.max_batch_size
-            self.coalescers[name] = Coalescer(
+        self.coalescers = {
+            name: Coalescer(
                 functools.partial(client.call, name),
-                method.spec.batch_dim,
-                max_rows=int(max_rows),
+                runner.methods[name].spec.batch_dim,
+                max_rows=config.max_batch_size,
                 observe=functools.partial(observe, name) if observe else None,
             )
+            for name, config in runner.batching_configs().items()
+        }
 
     async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
         coalescer = self.coalescers.get(method)

@@ -39,6 +39,8 @@ ENV_MAX_BATCH_SIZE = "KUBENTO_MAX_BATCH_SIZE"
 ENV_MAX_LATENCY_MS = "KUBENTO_MAX_LATENCY_MS"
 ENV_MAX_QUEUE_SIZE = "KUBENTO_MAX_QUEUE_SIZE"
 ENV_TIMEOUT_MS = "KUBENTO_TIMEOUT_MS"
+ENV_MAX_CONCURRENCY = "KUBENTO_MAX_CONCURRENCY"
+"""Batches of one method that may run at once in a runner worker."""
 ENV_DEPLOYMENT_NAME = "KUBENTO_DEPLOYMENT_NAME"
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -58,6 +60,7 @@ class BatchingOverrides:
     max_latency_ms: int | None = None
     max_queue_size: int | None = None
     timeout_ms: int | None = None
+    max_concurrency: int | None = None
 
     def to_env(self) -> dict[str, str]:
         pairs = {
@@ -65,6 +68,7 @@ class BatchingOverrides:
             ENV_MAX_LATENCY_MS: self.max_latency_ms,
             ENV_MAX_QUEUE_SIZE: self.max_queue_size,
             ENV_TIMEOUT_MS: self.timeout_ms,
+            ENV_MAX_CONCURRENCY: self.max_concurrency,
         }
         return {key: str(value) for key, value in pairs.items() if value is not None}
 
@@ -87,6 +91,7 @@ class BatchingOverrides:
             max_latency_ms=read(ENV_MAX_LATENCY_MS),
             max_queue_size=read(ENV_MAX_QUEUE_SIZE),
             timeout_ms=read(ENV_TIMEOUT_MS),
+            max_concurrency=read(ENV_MAX_CONCURRENCY),
         )
 
 

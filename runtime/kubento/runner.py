@@ -11,10 +11,13 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubento.batching import BatchingConfig
 from kubento.runnable import MethodSpec, Runnable
+
+if TYPE_CHECKING:
+    from kubento.contract import BatchingOverrides
 
 # Runner names become Kubernetes object names (`<deployment>-<runner>`, with `_` as `-`)
 # and label values; the operator's spec accepts exactly the same names.
@@ -180,6 +183,23 @@ class Runner:
 
     async def async_run(self, *args: Any) -> Any:
         return await self._only_method().async_run(*args)
+
+    def batching_configs(
+        self, overrides: BatchingOverrides | None = None
+    ) -> dict[str, BatchingConfig]:
+        """Each batchable method's batching config, with the deployment's overrides applied."""
+        configs = {}
+        for name, method in self.methods.items():
+            if method.spec.batchable:
+                settings: dict[str, Any] = {k: v for k, v in method.config.items() if v is not None}
+                config = BatchingConfig(**settings)
+                configs[name] = config.with_overrides(overrides) if overrides else config
+        return configs
+
+    def model_threads(self, overrides: BatchingOverrides | None = None) -> int:
+        """Model calls that may run at once in one worker: the largest max_concurrency."""
+        configs = self.batching_configs(overrides).values()
+        return max((config.max_concurrency for config in configs), default=1)
 
     def create_runnable(self) -> Runnable:
         return self.runnable_class(**self.runnable_init_params)

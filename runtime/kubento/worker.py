@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from kubento import codec, contract
 from kubento._proto import runner_pb2 as pb
-from kubento.batching import BatchingConfig, Dispatcher, Overloaded, Rejected
+from kubento.batching import Dispatcher, Overloaded, Rejected
 from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
 from kubento.runner import Runner
 from kubento.workers import metrics_registry
@@ -48,7 +48,10 @@ class RunnerWorker:
     def __init__(self, runner: Runner, overrides: contract.BatchingOverrides) -> None:
         self.runner = runner
         self.overrides = overrides
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"runner-{runner.name}")
+        self.configs = runner.batching_configs(overrides)
+        self.executor = ThreadPoolExecutor(
+            runner.model_threads(overrides), thread_name_prefix=f"runner-{runner.name}"
+        )
         self.methods: dict[str, MethodCall] = {}
         self.dispatchers: list[Dispatcher] = []
         self.ready = False
@@ -61,8 +64,7 @@ class RunnerWorker:
             fn = getattr(runnable, name)
             call = fn if method.spec.is_async else self._on_model_thread(fn)
             if method.spec.batchable:
-                settings: dict[str, Any] = {k: v for k, v in method.config.items() if v is not None}
-                config = BatchingConfig(**settings).with_overrides(self.overrides)
+                config = self.configs[name]
                 dispatcher = Dispatcher(
                     call,
                     config,

@@ -8,9 +8,9 @@ SIGTERM/SIGINT, and when one dies unexpectedly stops the rest and exits with
 its code so Kubernetes restarts the pod rather than leaving it half-served.
 
 Thread budget, as BentoML's resource strategy does: a runnable that declares
-SUPPORTS_CPU_MULTI_THREADING gets cpus // workers threads per worker for
-OpenMP/OpenBLAS/MKL; one that does not gets 1 (more threads would only contend).
-Variables the user already set are left alone.
+SUPPORTS_CPU_MULTI_THREADING gets cpus // (workers * max_concurrency) threads
+per model call for OpenMP/OpenBLAS/MKL; one that does not gets 1 (more threads
+would only contend). Variables the user already set are left alone.
 
 Metrics: workers share one multiprocess directory (PROMETHEUS_MULTIPROC_DIR);
 the worker that serves the metrics port reads all of them through
@@ -53,15 +53,15 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
 
 def thread_env(
     supports_cpu_multi_threading: bool,
-    workers: int,
+    model_threads: int,
     cpus: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Thread-count variables for one of `workers` workers (those not already in `env`)."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    """Thread-count variables when `model_threads` model calls share the CPUs (unset in `env`)."""
+    if model_threads < 1:
+        raise ValueError(f"model_threads must be >= 1, got {model_threads}")
     total = cpus if cpus is not None else available_cpus()
-    threads = max(1, total // workers) if supports_cpu_multi_threading else 1
+    threads = max(1, total // model_threads) if supports_cpu_multi_threading else 1
     current = os.environ if env is None else env
     return {name: str(threads) for name in THREAD_VARS if not current.get(name)}
 
@@ -81,17 +81,19 @@ def run_workers(
     workers: int,
     *,
     supports_cpu_multi_threading: bool,
+    concurrency: int = 1,
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Run `workers` processes (`argv_for(index)` each) until a signal or a death; return a code.
 
-    Every worker gets the thread variables, its index in KUBENTO_WORKER_INDEX
+    Every worker gets the thread variables (for `concurrency` model calls at
+    once in each), its index in KUBENTO_WORKER_INDEX
     and the shared metrics directory. SIGTERM/SIGINT are forwarded; the
     return code is 0 after a requested stop, else the first dead worker's.
     """
     base = dict(os.environ if env is None else env)
     directory = tempfile.mkdtemp(prefix="kubento-metrics-")
-    base.update(thread_env(supports_cpu_multi_threading, workers, env=base))
+    base.update(thread_env(supports_cpu_multi_threading, workers * concurrency, env=base))
     base[MULTIPROC_DIR] = directory
     children: list[subprocess.Popen[bytes]] = []
     stopping = False

@@ -32,6 +32,7 @@ def make_policy(
     max_latency_ms: float = 100,
     max_queue_size: int = 1024,
     timeout_ms: float | None = None,
+    max_concurrency: int = 1,
     latency: dict[int, float] | None = None,
 ) -> BatchPolicy:
     config = BatchingConfig(
@@ -39,6 +40,7 @@ def make_policy(
         max_latency_ms=max_latency_ms,
         max_queue_size=max_queue_size,
         timeout_ms=timeout_ms,
+        max_concurrency=max_concurrency,
     )
     model = LatencyModel(max_batch_size, prior=latency)
     return BatchPolicy(config, clock=clock, latency=model)
@@ -211,6 +213,43 @@ def test_only_one_batch_runs_at_once() -> None:
     assert policy.decide().batch is None
     policy.finish(first, 0.001)
     assert policy.decide().batch is not None
+
+
+def test_max_concurrency_batches_run_at_once() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=2, max_concurrency=2)
+    for _ in range(6):
+        policy.admit(1, signature="s")
+    first, second = policy.decide().batch, policy.decide().batch
+    assert first is not None and second is not None
+    assert policy.decide().batch is None
+    policy.finish(first, 0.001)
+    assert policy.decide().batch is not None
+
+
+def test_queued_batches_drain_over_every_model_thread_in_the_forecast() -> None:
+    # 10 ms per full batch, 35 ms budget, 4 full batches queued ahead: on one
+    # thread the next row would wait 40 ms (rejected), on two about 20 ms.
+    for concurrency, admitted in ((1, False), (2, True)):
+        clock = FakeClock()
+        policy = make_policy(
+            clock, max_latency_ms=35, latency={4: 0.010}, max_concurrency=concurrency
+        )
+        for _ in range(4):
+            policy.admit(4, signature="s")
+        try:
+            policy.admit(1, signature="s")
+        except DeadlineUnmeetable:
+            assert not admitted, f"rejected with max_concurrency={concurrency}"
+        else:
+            assert admitted, f"admitted with max_concurrency={concurrency}"
+
+
+def test_max_concurrency_must_be_a_positive_int() -> None:
+    with pytest.raises(ValueError, match="max_concurrency must be >= 1"):
+        BatchingConfig(max_concurrency=0)
+    with pytest.raises(TypeError, match="max_concurrency must be an int"):
+        BatchingConfig(max_concurrency=True)
 
 
 def test_a_full_queue_rejects_at_once() -> None:

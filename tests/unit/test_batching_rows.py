@@ -89,14 +89,27 @@ def test_config_rejects_bad_values_naming_the_field() -> None:
         BatchingConfig(max_queue_size=-1)
     with pytest.raises(ValueError, match="timeout_ms"):
         BatchingConfig(timeout_ms=0)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        BatchingConfig(max_concurrency=0)
 
 
 def test_overrides_replace_only_the_knobs_they_set() -> None:
     config = BatchingConfig(max_batch_size=8, max_latency_ms=50, max_queue_size=100)
-    merged = config.with_overrides(BatchingOverrides(max_batch_size=32, timeout_ms=500))
-    assert merged == BatchingConfig(
-        max_batch_size=32, max_latency_ms=50, max_queue_size=100, timeout_ms=500
+    merged = config.with_overrides(
+        BatchingOverrides(max_batch_size=32, timeout_ms=500, max_concurrency=2)
     )
+    assert merged == BatchingConfig(
+        max_batch_size=32, max_latency_ms=50, max_queue_size=100, timeout_ms=500, max_concurrency=2
+    )
+
+
+def test_overrides_come_from_the_contract_environment() -> None:
+    env = {"KUBENTO_MAX_BATCH_SIZE": "16", "KUBENTO_MAX_CONCURRENCY": "2"}
+    overrides = BatchingOverrides.from_env(env)
+    assert overrides == BatchingOverrides(max_batch_size=16, max_concurrency=2)
+    assert overrides.to_env() == env
+    with pytest.raises(ValueError, match="KUBENTO_MAX_CONCURRENCY='0' must be a positive"):
+        BatchingOverrides.from_env({"KUBENTO_MAX_CONCURRENCY": "0"})
 
 
 def test_an_untrained_latency_model_predicts_nothing() -> None:

@@ -1,30 +1,38 @@
-"""`--workers N` support: thread budget per worker and the worker supervisor."""
+"""`--workers N` and max_concurrency: thread budget, the worker supervisor, model threads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
+
+import kubento
+from kubento.contract import BatchingOverrides
+from kubento.worker import RunnerWorker
 from kubento.workers import ENV_WORKER_INDEX, available_cpus, run_workers, thread_env
 
 
 def test_a_multi_threaded_runnable_shares_the_cpus_between_workers() -> None:
-    env = thread_env(True, workers=2, cpus=8, env={})
+    env = thread_env(True, model_threads=2, cpus=8, env={})
     assert env == {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
 
 
 def test_a_single_threaded_runnable_gets_one_thread_per_worker() -> None:
-    assert set(thread_env(False, workers=1, cpus=8, env={}).values()) == {"1"}
+    assert set(thread_env(False, model_threads=1, cpus=8, env={}).values()) == {"1"}
 
 
 def test_every_worker_gets_at_least_one_thread() -> None:
-    assert set(thread_env(True, workers=4, cpus=2, env={}).values()) == {"1"}
+    assert set(thread_env(True, model_threads=4, cpus=2, env={}).values()) == {"1"}
 
 
 def test_thread_variables_the_user_set_are_kept() -> None:
-    env = thread_env(True, workers=1, cpus=8, env={"OMP_NUM_THREADS": "3"})
+    env = thread_env(True, model_threads=1, cpus=8, env={"OMP_NUM_THREADS": "3"})
     assert "OMP_NUM_THREADS" not in env
     assert env["MKL_NUM_THREADS"] == "8"
 
@@ -71,3 +79,53 @@ def test_a_crashed_workers_exit_code_is_returned() -> None:
         env={},
     )
     assert code == 3
+
+
+class Napper(kubento.Runnable):
+    """Counts how many of its calls overlap; each call blocks its thread like numpy does."""
+
+    instances: ClassVar[list[Napper]] = []
+
+    def __init__(self) -> None:
+        Napper.instances.append(self)
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    @kubento.Runnable.method(batchable=True)
+    def nap(self, x: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        return x
+
+
+async def run_naps(overrides: BatchingOverrides) -> int:
+    runner = kubento.Runner(Napper, name="napper", max_batch_size=1)
+    worker = RunnerWorker(runner, overrides)
+    await worker.load()
+    calls = [worker.methods["nap"]((np.full((1, 1), i),), None) for i in range(4)]
+    results = await asyncio.gather(*calls)
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
+    await worker.close()
+    return Napper.instances[-1].most
+
+
+async def test_a_worker_runs_max_concurrency_batches_at_once_on_model_threads() -> None:
+    assert await run_naps(BatchingOverrides(max_concurrency=2)) == 2
+
+
+async def test_a_worker_runs_one_batch_at_a_time_by_default() -> None:
+    assert await run_naps(BatchingOverrides()) == 1
+
+
+def test_model_threads_split_the_cpus_like_workers_do() -> None:
+    runner = kubento.Runner(Napper, name="napper", method_configs={"nap": {"max_concurrency": 2}})
+    assert runner.model_threads() == 2
+    assert runner.model_threads(BatchingOverrides(max_concurrency=4)) == 4
+    assert thread_env(True, model_threads=2 * runner.model_threads(), cpus=8, env={}) == {
+        name: "2" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }

@@ -167,6 +167,33 @@ async def test_a_cancelled_callers_running_rows_are_never_delivered_to_another()
     await dispatcher.close()
 
 
+async def test_max_concurrency_batches_run_at_once_and_no_more() -> None:
+    running = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def model(x: np.ndarray) -> np.ndarray:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return x * 10
+
+    dispatcher = Dispatcher(model, BatchingConfig(max_batch_size=1, max_concurrency=2))
+    calls = [asyncio.create_task(dispatcher.submit(rows(i, 1))) for i in range(5)]
+    while running < 2:
+        await asyncio.sleep(0)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert running == 2
+    release.set()
+    results = await asyncio.gather(*calls)
+    assert [float(r[0, 0]) for r in results] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert most == 2
+    await dispatcher.close()
+
+
 async def test_a_full_queue_rejects_new_callers_at_once() -> None:
     model = Model()
     model.release = asyncio.Event()

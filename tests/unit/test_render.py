@@ -176,7 +176,13 @@ def test_api_container_runs_the_contract_command() -> None:
 
 def test_runner_container_runs_the_contract_command_with_workers_and_batching() -> None:
     obj = bento(
-        runners=[{"name": "r", "workers": 3, "batching": {"maxBatchSize": 16, "maxLatencyMs": 40}}]
+        runners=[
+            {
+                "name": "r",
+                "workers": 3,
+                "batching": {"maxBatchSize": 16, "maxLatencyMs": 40, "maxConcurrency": 2},
+            }
+        ]
     )
     deployment = find(render(obj), "Deployment", "demo-r")
     runner = container(deployment)
@@ -186,7 +192,9 @@ def test_runner_container_runs_the_contract_command_with_workers_and_batching() 
     assert env_of(deployment) == {
         contract.ENV_DEPLOYMENT_NAME: "demo",
         contract.ENV_RUNNER_NAME: "r",
-        **contract.BatchingOverrides(max_batch_size=16, max_latency_ms=40).to_env(),
+        **contract.BatchingOverrides(
+            max_batch_size=16, max_latency_ms=40, max_concurrency=2
+        ).to_env(),
     }
 
 
