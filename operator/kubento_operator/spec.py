@@ -302,6 +302,19 @@ class Component(Model):
 class Batching(Model):
     """Adaptive batching overrides; unset values keep what the Runner declares."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.maxQueueSize) || !has(self.maxBatchSize) || "
+                    "self.maxQueueSize == 0 || self.maxQueueSize >= self.maxBatchSize",
+                    "message": "maxQueueSize must be 0 (unbounded) or at least maxBatchSize",
+                    "fieldPath": ".maxQueueSize",
+                }
+            ]
+        }
+    )
+
     max_batch_size: int | None = Field(default=None, ge=1)
     """Largest batch the runner forms."""
     max_latency_ms: int | None = Field(default=None, ge=1)
@@ -313,6 +326,15 @@ class Batching(Model):
     max_concurrency: int | None = Field(default=None, ge=1, le=64)
     """Batches of one method running at once per worker, each on its own model thread
     (more than 1 helps only models that release the GIL, such as numpy or torch)."""
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> Batching:
+        queue, batch = self.max_queue_size, self.max_batch_size
+        if queue is not None and batch is not None and 0 < queue < batch:
+            raise ValueError(
+                f"maxQueueSize ({queue}) must be 0 (unbounded) or at least maxBatchSize ({batch})"
+            )
+        return self
 
 
 class RunnerSpec(Component):

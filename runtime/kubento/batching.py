@@ -69,6 +69,12 @@ class BatchingConfig:
             raise ValueError(
                 f"max_queue_size must be >= 0 (0 = unbounded), got {self.max_queue_size}"
             )
+        if 0 < self.max_queue_size < self.max_batch_size:
+            raise ValueError(
+                f"max_queue_size ({self.max_queue_size}) is smaller than max_batch_size "
+                f"({self.max_batch_size}): the queue must hold at least one full batch "
+                "(API servers send up to max_batch_size callers' rows in one call)"
+            )
         if self.timeout_ms is not None and not self.timeout_ms > 0:
             raise ValueError(f"timeout_ms must be > 0 or None, got {self.timeout_ms}")
         if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int):

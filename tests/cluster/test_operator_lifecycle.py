@@ -346,6 +346,11 @@ INVALID = {
         'spec.runners[2].autoscaling.minReplicas: Invalid value: "object": '
         "minReplicas must be less than or equal to maxReplicas",
     ),
+    "queue-smaller-than-a-batch": (
+        lambda m: m["spec"]["runners"][0].update(batching={"maxBatchSize": 64, "maxQueueSize": 8}),
+        'spec.runners[0].batching.maxQueueSize: Invalid value: "object": '
+        "maxQueueSize must be 0 (unbounded) or at least maxBatchSize",
+    ),
     "unknown-field": (
         lambda m: m["spec"].update(replica=3),
         'unknown field "spec.replica"',

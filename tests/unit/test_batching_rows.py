@@ -91,6 +91,8 @@ def test_config_rejects_bad_values_naming_the_field() -> None:
         BatchingConfig(timeout_ms=0)
     with pytest.raises(ValueError, match="max_concurrency"):
         BatchingConfig(max_concurrency=0)
+    with pytest.raises(ValueError, match=r"max_queue_size \(8\) is smaller than max_batch_size"):
+        BatchingConfig(max_batch_size=64, max_queue_size=8)
 
 
 def test_overrides_replace_only_the_knobs_they_set() -> None:

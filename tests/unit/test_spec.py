@@ -106,6 +106,16 @@ def test_min_replicas_above_max_replicas_is_rejected() -> None:
     assert "minReplicas (5) must be less than or equal to maxReplicas (2)" in str(error)
 
 
+def test_a_batching_queue_smaller_than_a_batch_is_rejected() -> None:
+    batching = {"maxBatchSize": 64, "maxQueueSize": 8}
+    error = error_of(minimal(runners=[{"name": "r", "batching": batching}]))
+    assert error.field == "spec.runners[0].batching"
+    assert "maxQueueSize (8) must be 0 (unbounded) or at least maxBatchSize (64)" in str(error)
+    unbounded = {"maxBatchSize": 64, "maxQueueSize": 0}
+    (runner,) = spec.parse(minimal(runners=[{"name": "r", "batching": unbounded}])).spec.runners
+    assert runner.batching is not None and runner.batching.max_queue_size == 0
+
+
 def test_duplicate_runner_names_are_rejected() -> None:
     error = error_of(minimal(runners=[{"name": "a_b"}, {"name": "a-b"}]))
     assert error.field == "spec.runners"
