@@ -2,7 +2,7 @@
 
 - the model limit: rows/s of the bench MLP called directly at a fixed batch size;
 - the dispatcher alone: many asyncio callers submitting one row each to a
-  `Dispatcher` whose model runs on one thread, as in the runner worker.
+  `Dispatcher` whose model runs on its model threads, as in the runner worker.
 
 Run: `python bench/inprocess.py heavy --seconds 5` (prints one JSON object).
 """
@@ -22,7 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent / "services"))
 
-from mlp_model import HEAVY, LIGHT, MAX_BATCH_SIZE, MAX_LATENCY_MS, forward, make_weights
+from mlp_model import (
+    HEAVY,
+    LIGHT,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_LATENCY_MS,
+    forward,
+    make_weights,
+)
 
 from kubento.batching import BatchingConfig, Dispatcher
 
@@ -51,11 +59,12 @@ async def dispatcher_throughput(
     widths: tuple[int, ...],
     callers: int,
     seconds: float,
+    max_concurrency: int,
     max_batch_size: int = MAX_BATCH_SIZE,
 ) -> dict[str, Any]:
     """Closed loop: `callers` tasks each submit one row, await it, and repeat."""
     layers = make_weights(widths)
-    executor = ThreadPoolExecutor(1)
+    executor = ThreadPoolExecutor(max_concurrency)
     loop = asyncio.get_running_loop()
     sizes: list[int] = []
 
@@ -63,7 +72,11 @@ async def dispatcher_throughput(
         sizes.append(len(x))
         return await loop.run_in_executor(executor, forward, layers, x)
 
-    config = BatchingConfig(max_batch_size=max_batch_size, max_latency_ms=MAX_LATENCY_MS)
+    config = BatchingConfig(
+        max_batch_size=max_batch_size,
+        max_latency_ms=MAX_LATENCY_MS,
+        max_concurrency=max_concurrency,
+    )
     dispatcher = Dispatcher(model, config)
     row = np.random.default_rng(0).standard_normal((1, widths[0]), dtype=np.float32)
     latencies: list[float] = []
@@ -102,7 +115,7 @@ def main() -> int:
     result["limit"] = model_limit(widths, args.batch, args.seconds)
     if args.callers:
         result["dispatcher"] = asyncio.run(
-            dispatcher_throughput(widths, args.callers, args.seconds)
+            dispatcher_throughput(widths, args.callers, args.seconds, MAX_CONCURRENCY[args.model])
         )
     print(json.dumps(result))
     return 0

@@ -1,8 +1,9 @@
 """The runner worker: a gRPC server in front of one runner's runnable.
 
 Batchable methods go through a `Dispatcher` (see batching.py); the others are
-called directly. Model code runs on one dedicated thread per worker so the
-event loop keeps accepting and batching calls while the model computes.
+called directly. Model code runs on dedicated model threads (one, or the
+largest `max_concurrency` of the runner's methods) so the event loop keeps
+accepting and batching calls while the model computes.
 """
 
 from __future__ import annotations
