@@ -392,7 +392,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per load point")
     parser.add_argument("--models", default="heavy,light")
     parser.add_argument("--connections", default="1,16,64")
-    parser.add_argument("--overload", type=int, default=256, help="extra point, heavy model")
+    parser.add_argument("--overload", type=int, default=1024, help="extra point, heavy model")
     parser.add_argument(
         "--runner-threads",
         type=int,
