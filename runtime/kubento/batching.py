@@ -22,7 +22,7 @@ import asyncio
 import statistics
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -655,13 +655,10 @@ class Dispatcher:
         batch_dim: tuple[int, int] = (0, 0),
         name: str = "",
         method: str = "",
-        latency_prior: Mapping[int, float] | None = None,
     ) -> None:
         self._fn = fn
         self._in_dim, self._out_dim = batch_dim
-        self.policy = BatchPolicy(
-            config, latency=LatencyModel(config.max_batch_size, prior=latency_prior)
-        )
+        self.policy = BatchPolicy(config)
         self._clock = self.policy.clock
         self._drive_pending = False
         self._timer: asyncio.TimerHandle | None = None
