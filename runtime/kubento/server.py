@@ -201,12 +201,15 @@ async def call_api(api: API, request: Request, max_request_bytes: int) -> Respon
             result = await run_in_threadpool(api.func, value)
         return api.output.to_http(result, request.headers.get("accept", ""))
     except KubentoError as exc:
+        detail = exc.detail
         if exc.status_code == 500:  # 503s are load shedding, expected and counted in metrics
             log.warning("api=%s request_id=%s error=%r", api.name, request_id.get(), exc.message)
+            # The runner logged the same id: the caller can quote it.
+            detail = detail if detail is not None else {"request_id": request_id.get()}
         headers = {}
         if exc.retry_after_s is not None:
             headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
-        return error_response(exc.status_code, exc.message, exc.detail, **headers)
+        return error_response(exc.status_code, exc.message, detail, **headers)
     except Exception as exc:
         log.exception("api=%s request_id=%s unhandled error", api.name, request_id.get())
         return error_response(

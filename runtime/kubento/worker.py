@@ -121,7 +121,9 @@ class RunnerWorker:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after_s:.3f}"),))
             await _abort(context, code, str(exc))
         except Exception as exc:
-            # Only the error path needs the request id: it ties the API's 500 to this log line.
+            # Only the error path needs the request ids (several when the API server
+            # coalesced callers): they tie each caller's 500 to this log line. The
+            # answer does not carry them, so no caller learns another's id.
             rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
             log.warning(
                 "runner=%s method=%s request_id=%s error=%r",
@@ -130,8 +132,7 @@ class RunnerWorker:
                 rid,
                 exc,
             )
-            message = f"{type(exc).__name__}: {exc} (request_id={rid})"
-            await _abort(context, grpc.StatusCode.INTERNAL, message)
+            await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         for dispatcher in self.dispatchers:

@@ -24,10 +24,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def spawn(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str = SERVICES_DIR
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str = SERVICES_DIR,
+    log_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a runtime process; its output goes to a file (a pipe nobody drains would fill)."""
-    with tempfile.TemporaryFile() as log:
+    """Start a runtime process; its output goes to a file (a pipe nobody drains would fill),
+    `log_path` when given, else an anonymous one."""
+    with open(log_path, "wb") if log_path else tempfile.TemporaryFile() as log:
         return subprocess.Popen(
             [*local_argv(argv), "--working-dir", cwd],
             env={**os.environ, **(env or {})},
@@ -78,6 +82,13 @@ class RunnerProcess:
         self.port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        fd, path = tempfile.mkstemp(prefix=f"kubento-runner-{name}-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(path)
+
+    def log(self) -> str:
+        """Everything the runner process printed so far."""
+        return self.log_path.read_text(errors="replace")
 
     @property
     def target(self) -> str:
@@ -92,7 +103,7 @@ class RunnerProcess:
             metrics_port=self.metrics_port,
             workers=self.workers,
         )
-        self.process = spawn(argv, self.env)
+        self.process = spawn(argv, self.env, log_path=self.log_path)
         wait_http(
             f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
         )
@@ -100,6 +111,7 @@ class RunnerProcess:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         assert self.process is not None
         stop(self.process, sig)
+        self.log_path.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -91,10 +92,37 @@ def test_request_id_is_echoed(url: str) -> None:
     assert reply.headers["x-request-id"] == "abc-123"
 
 
-def test_request_id_reaches_the_runner_and_comes_back_in_its_errors(url: str) -> None:
+def test_a_runner_error_is_a_500_naming_the_request_id_the_runner_logged(
+    tagger: tuple[str, dict[str, RunnerProcess]],
+) -> None:
+    url, runners = tagger
     reply = httpx.post(url + "/fail", content="boom", headers={"x-request-id": "req-42"})
     assert reply.status_code == 500
-    assert "RuntimeError: boom (request_id=req-42)" in reply.json()["error"]
+    assert "RuntimeError: boom" in reply.json()["error"]
+    assert reply.json()["detail"] == {"request_id": "req-42"}
+    assert "request_id=req-42 error=RuntimeError('boom')" in runners["tagger"].log()
+
+
+async def test_coalesced_callers_see_only_their_own_request_id_in_a_runner_error(
+    tagger: tuple[str, dict[str, RunnerProcess]],
+) -> None:
+    url, runners = tagger
+    ids = [f"caller-{i}" for i in range(40)]
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        replies = await asyncio.gather(
+            *(
+                client.post("/refuse", json=[[1.0, 2.0, 3.0]], headers={"x-request-id": rid})
+                for rid in ids
+            )
+        )
+    for rid, reply in zip(ids, replies, strict=True):
+        assert reply.status_code == 500, reply.text
+        assert "ValueError: refused a batch of" in reply.json()["error"]
+        assert "caller-" not in reply.json()["error"]
+        assert reply.json()["detail"] == {"request_id": rid}
+    logged = runners["tagger"].log()
+    assert all(f"{rid}," in logged or f"{rid} " in logged for rid in ids)
+    assert re.search(r"request_id=caller-\d+,caller-\d+", logged), "no callers shared a call"
 
 
 def test_text_file_and_model_apis(url: str) -> None:

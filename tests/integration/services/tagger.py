@@ -33,6 +33,10 @@ class RowTagger(kubento.Runnable):
     def fail(self, message: str) -> str:
         raise RuntimeError(message)
 
+    @kubento.Runnable.method(batchable=True, batch_dim=0)
+    def refuse(self, rows: np.ndarray) -> np.ndarray:
+        raise ValueError(f"refused a batch of {len(rows)} rows")
+
 
 tagger = kubento.Runner(RowTagger, name="tagger", max_batch_size=64, max_latency_ms=50)
 svc = kubento.Service("tagger", runners=[tagger])
@@ -41,6 +45,11 @@ svc = kubento.Service("tagger", runners=[tagger])
 @svc.api(input=NumpyNdarray(dtype="float64", shape=(-1, 3)), output=NumpyNdarray())
 async def tag(rows: np.ndarray) -> np.ndarray:
     return await tagger.tag.async_run(rows)
+
+
+@svc.api(input=NumpyNdarray(dtype="float64", shape=(-1, 3)), output=NumpyNdarray())
+async def refuse(rows: np.ndarray) -> np.ndarray:
+    return await tagger.refuse.async_run(rows)
 
 
 @svc.api(input=JSON(), output=JSON())
