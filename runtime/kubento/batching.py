@@ -218,6 +218,9 @@ PAUSE_GAPS = 1.5
 MIN_PAUSE_S = 0.0001
 GAP_WINDOW = 16
 """Recent per-row inter-arrival gaps kept; their median is the typical gap."""
+ALONGSIDE_COST_RATIO = 2.0
+"""A batch starts next to running ones only if its model time per row is at most
+this many times a full batch's; smaller ones wait for a lane, gathering rows."""
 
 
 class Request:
@@ -421,12 +424,36 @@ class BatchPolicy:
             return decision
         wake_at = None
         if self._head_rows < self.config.max_batch_size and not self.closing:
-            wake_at = self._wait_until(now)
+            wake_at = self._hold_until(now) if self.in_flight else None
+            if wake_at is None:
+                wake_at = self._wait_until(now)
         if wake_at is not None and wake_at > now:
             decision.wake_at = wake_at
         else:
             decision.batch = self._form_batch(now, decision.expired)
         return decision
+
+    def _hold_until(self, now: float) -> float | None:
+        """Until when to keep a small head run from starting next to running batches.
+
+        With max_concurrency > 1 a free model thread could start the few rows
+        queued right away, but on a model with a large fixed cost per call (a
+        weight read, a kernel launch) a small batch spends the cores that the
+        running batches and the serving path need. So it waits, for a running
+        batch to end or for rows to make it worth a call of its own, never
+        past the head's batching budget or the earliest deadline in the run.
+        None: start now.
+        """
+        model = self.latency
+        q = self._head_rows
+        size = self.config.max_batch_size
+        part, full = model.predict(q), model.predict(size)
+        if part is None or full is None or part / q <= ALONGSIDE_COST_RATIO * full / size:
+            return None
+        latest = self._queue[0].budget
+        if self._head_deadline is not None:
+            latest = min(latest, self._head_deadline - part)
+        return latest if latest > now else None
 
     def _wait_until(self, now: float) -> float | None:
         """When to decide again if waiting for more rows pays off; None to run now.

@@ -227,6 +227,56 @@ def test_max_concurrency_batches_run_at_once() -> None:
     assert policy.decide().batch is not None
 
 
+def test_a_small_run_waits_for_a_lane_rather_than_run_beside_a_batch_when_calls_cost_a_lot() -> (
+    None
+):
+    clock = FakeClock()
+    # 10 ms fixed cost per call: one row alone costs 10 ms/row, a full batch 3 ms/row.
+    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
+    policy.admit(4, signature="s")
+    running = policy.decide().batch
+    assert running is not None
+    policy.admit(1, signature="s")
+    held = policy.decide()
+    assert held.batch is None
+    assert held.wake_at == pytest.approx(clock.now + 0.100)  # at most the batching budget
+    policy.finish(running, 0.012)
+    clock.advance(0.001)  # arrivals paused: nothing more to wait for
+    assert policy.decide().batch is not None
+
+
+def test_a_run_worth_a_call_of_its_own_starts_beside_a_running_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
+    policy.admit(4, signature="s")
+    assert policy.decide().batch is not None
+    policy.admit(3, signature="s")  # ~3.8 ms/row: within twice a full batch's 3 ms/row
+    clock.advance(0.001)
+    beside = policy.decide().batch
+    assert beside is not None and beside.size == 3
+
+
+def test_a_model_without_fixed_cost_runs_single_rows_beside_a_batch() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_concurrency=2, latency={1: 0.001, 4: 0.004})
+    policy.admit(4, signature="s")
+    assert policy.decide().batch is not None
+    policy.admit(1, signature="s")
+    clock.advance(0.001)
+    assert policy.decide().batch is not None
+
+
+def test_a_held_run_starts_once_the_heads_budget_is_spent() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
+    policy.admit(4, signature="s")
+    assert policy.decide().batch is not None
+    policy.admit(1, signature="s")
+    assert policy.decide().batch is None
+    clock.advance(0.100)
+    assert policy.decide().batch is not None
+
+
 def test_queued_batches_drain_over_every_model_thread_in_the_forecast() -> None:
     # 10 ms per full batch, 35 ms budget, 4 full batches queued ahead: on one
     # thread the next row would wait 40 ms (rejected), on two about 20 ms.
