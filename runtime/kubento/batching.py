@@ -498,10 +498,15 @@ class BatchPolicy:
         0: the new rows join the next batch, so a request finding a short queue
         is admitted however slow the running batches are; the deadline check
         (on `finish`) still counts everything.
+
+        Also None while no batch of at least half max_batch_size has been
+        seen: a full batch's time extrapolated from small ones (per row, as
+        the latency model bounds it) can be many times too long, and would
+        shed a cold runner's first burst. The queue bound still holds then.
         """
         model = self.latency
         full = model.predict(self.config.max_batch_size)
-        if full is None:
+        if full is None or 2 * model.largest_size < self.config.max_batch_size:
             return None
         # Batch k ahead runs on lane k mod c, lanes sorted by when they come
         # free: exact, since every running batch ends within one full batch.

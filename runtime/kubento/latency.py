@@ -83,6 +83,11 @@ class LatencyModel:
     def trained(self) -> bool:
         return self._curve is not None
 
+    @property
+    def largest_size(self) -> int:
+        """The largest batch size observed (or given in the prior); 0 while untrained."""
+        return max(self._medians, default=0)
+
     def _rebuild(self) -> None:
         sizes = sorted(self._medians)
         curve = [0.0] * (self.max_batch_size + 1)

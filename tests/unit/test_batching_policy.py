@@ -338,6 +338,25 @@ def test_a_request_that_would_wait_past_the_budget_is_rejected_at_once() -> None
     assert policy.queued_rows == 24
 
 
+def test_a_cold_runner_does_not_shed_on_a_full_batch_time_guessed_from_tiny_ones() -> None:
+    clock = FakeClock()
+    # Only a batch of 1 seen (10 ms): per row, a full batch of 64 would be 640 ms.
+    policy = make_policy(clock, max_batch_size=64, max_latency_ms=50, latency={1: 0.010})
+    for _ in range(3):
+        policy.admit(64, signature="s")
+    policy.admit(1, signature="s")
+    assert policy.queued_rows == 193
+
+
+def test_admission_forecasts_once_a_batch_of_half_the_maximum_was_seen() -> None:
+    clock = FakeClock()
+    policy = make_policy(clock, max_batch_size=64, max_latency_ms=50, latency={1: 0.010})
+    policy.latency.observe(32, 0.030)  # a full batch: about 60 ms
+    policy.admit(64, signature="s")
+    with pytest.raises(DeadlineUnmeetable, match="batching budget"):
+        policy.admit(1, signature="s")
+
+
 def test_a_request_finding_no_queue_is_admitted_however_slow_the_running_batch() -> None:
     clock = FakeClock()
     policy = make_policy(clock, max_latency_ms=50, latency={4: 0.200})
