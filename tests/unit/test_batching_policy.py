@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubento.batching import (
+    Batch,
     BatchingConfig,
     BatchPolicy,
     DeadlineUnmeetable,
@@ -227,15 +228,24 @@ def test_max_concurrency_batches_run_at_once() -> None:
     assert policy.decide().batch is not None
 
 
+FIXED_COST = {1: 0.010, 4: 0.012}
+"""10 ms per call whatever its size: one row alone costs 10 ms/row, a full batch 3."""
+
+
+def one_batch_running(clock: FakeClock, latency: dict[int, float]) -> tuple[BatchPolicy, Batch]:
+    """A two-lane policy with a full batch of 4 running on one lane."""
+    policy = make_policy(clock, max_concurrency=2, latency=latency)
+    policy.admit(4, signature="s")
+    running = policy.decide().batch
+    assert running is not None
+    return policy, running
+
+
 def test_a_small_run_waits_for_a_lane_rather_than_run_beside_a_batch_when_calls_cost_a_lot() -> (
     None
 ):
     clock = FakeClock()
-    # 10 ms fixed cost per call: one row alone costs 10 ms/row, a full batch 3 ms/row.
-    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
-    policy.admit(4, signature="s")
-    running = policy.decide().batch
-    assert running is not None
+    policy, running = one_batch_running(clock, FIXED_COST)
     policy.admit(1, signature="s")
     held = policy.decide()
     assert held.batch is None
@@ -247,9 +257,7 @@ def test_a_small_run_waits_for_a_lane_rather_than_run_beside_a_batch_when_calls_
 
 def test_a_run_worth_a_call_of_its_own_starts_beside_a_running_batch() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
-    policy.admit(4, signature="s")
-    assert policy.decide().batch is not None
+    policy, _ = one_batch_running(clock, FIXED_COST)
     policy.admit(3, signature="s")  # ~3.8 ms/row: within twice a full batch's 3 ms/row
     clock.advance(0.001)
     beside = policy.decide().batch
@@ -258,9 +266,7 @@ def test_a_run_worth_a_call_of_its_own_starts_beside_a_running_batch() -> None:
 
 def test_a_model_without_fixed_cost_runs_single_rows_beside_a_batch() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_concurrency=2, latency={1: 0.001, 4: 0.004})
-    policy.admit(4, signature="s")
-    assert policy.decide().batch is not None
+    policy, _ = one_batch_running(clock, {1: 0.001, 4: 0.004})
     policy.admit(1, signature="s")
     clock.advance(0.001)
     assert policy.decide().batch is not None
@@ -268,9 +274,7 @@ def test_a_model_without_fixed_cost_runs_single_rows_beside_a_batch() -> None:
 
 def test_a_held_run_starts_once_the_heads_budget_is_spent() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_concurrency=2, latency={1: 0.010, 4: 0.012})
-    policy.admit(4, signature="s")
-    assert policy.decide().batch is not None
+    policy, _ = one_batch_running(clock, FIXED_COST)
     policy.admit(1, signature="s")
     assert policy.decide().batch is None
     clock.advance(0.100)
