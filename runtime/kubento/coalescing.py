@@ -31,7 +31,6 @@ Observe = Callable[[int], None]
 
 @dataclass
 class _Group:
-    signature: Hashable
     rows: int = 0
     args: list[tuple[Any, ...]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
@@ -70,7 +69,7 @@ class Coalescer:
             self._launch(self._groups.pop(signature))
             group = None
         if group is None:
-            group = self._groups[signature] = _Group(signature)
+            group = self._groups[signature] = _Group()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         group.rows += rows
         group.args.append(args)
