@@ -218,6 +218,8 @@ PAUSE_GAPS = 1.5
 MIN_PAUSE_S = 0.0001
 GAP_WINDOW = 16
 """Recent per-row inter-arrival gaps kept; their median is the typical gap."""
+FORECAST_MIN_SIZES = 4
+"""Admission forecasts once a batch of max_batch_size / this many rows has run."""
 ALONGSIDE_COST_RATIO = 2.0
 """A batch starts next to running ones only if its model time per row is at most
 this many times a full batch's; smaller ones wait for a lane, gathering rows."""
@@ -499,14 +501,15 @@ class BatchPolicy:
         is admitted however slow the running batches are; the deadline check
         (on `finish`) still counts everything.
 
-        Also None while no batch of at least half max_batch_size has been
-        seen: a full batch's time extrapolated from small ones (per row, as
-        the latency model bounds it) can be many times too long, and would
-        shed a cold runner's first burst. The queue bound still holds then.
+        Also None until a batch of at least a quarter of max_batch_size has
+        been seen: the latency model extrapolates a full batch's time per row
+        from the largest it saw, which from a batch of 1 can be 64 times too
+        long and would shed a cold runner's first burst; from a quarter it is
+        at most 4 times. The queue bound still holds meanwhile.
         """
         model = self.latency
         full = model.predict(self.config.max_batch_size)
-        if full is None or 2 * model.largest_size < self.config.max_batch_size:
+        if full is None or FORECAST_MIN_SIZES * model.largest_size < self.config.max_batch_size:
             return None
         # Batch k ahead runs on lane k mod c, lanes sorted by when they come
         # free: exact, since every running batch ends within one full batch.

@@ -352,10 +352,10 @@ def test_a_cold_runner_does_not_shed_on_a_full_batch_time_guessed_from_tiny_ones
     assert policy.queued_rows == 193
 
 
-def test_admission_forecasts_once_a_batch_of_half_the_maximum_was_seen() -> None:
+def test_admission_forecasts_once_a_batch_of_a_quarter_of_the_maximum_was_seen() -> None:
     clock = FakeClock()
     policy = make_policy(clock, max_batch_size=64, max_latency_ms=50, latency={1: 0.010})
-    policy.latency.observe(32, 0.030)  # a full batch: about 60 ms
+    policy.latency.observe(16, 0.015)  # a full batch: about 60 ms
     policy.admit(64, signature="s")
     with pytest.raises(DeadlineUnmeetable, match="batching budget"):
         policy.admit(1, signature="s")
