@@ -22,19 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent / "services"))
 
-from mlp_model import (
-    HEAVY,
-    LIGHT,
-    MAX_BATCH_SIZE,
-    MAX_CONCURRENCY,
-    MAX_LATENCY_MS,
-    forward,
-    make_weights,
-)
+from mlp_model import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_LATENCY_MS, MODELS, forward, make_weights
 
 from kubento.batching import BatchingConfig, Dispatcher
-
-MODELS = {"heavy": HEAVY, "light": LIGHT}
 
 
 def model_limit(widths: tuple[int, ...], batch: int, seconds: float) -> dict[str, float]:

@@ -41,12 +41,10 @@ SERVICES = BENCH / "services"
 PYTHON = sys.executable
 sys.path.insert(0, str(SERVICES))
 
-from mlp_model import HEAVY, LIGHT  # noqa: E402
+from mlp_model import MODELS  # noqa: E402
 
 from kubento.serve import free_port  # noqa: E402
 from kubento.workers import THREAD_VARS  # noqa: E402
-
-MODELS = {"heavy": HEAVY, "light": LIGHT}
 
 LUA = """
 wrk.method = "POST"

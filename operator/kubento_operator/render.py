@@ -76,13 +76,8 @@ def render(bento_deployment: Mapping[str, Any] | spec.BentoDeployment) -> list[M
         runner_env = {
             contract.ENV_DEPLOYMENT_NAME: name,
             contract.ENV_RUNNER_NAME: runner.name,
-            **contract.BatchingOverrides(
-                max_batch_size=batching.max_batch_size,
-                max_latency_ms=batching.max_latency_ms,
-                max_queue_size=batching.max_queue_size,
-                timeout_ms=batching.timeout_ms,
-                max_concurrency=batching.max_concurrency,
-            ).to_env(),
+            # The spec's batching fields are the contract's override knobs, by name.
+            **contract.BatchingOverrides(**batching.model_dump()).to_env(),
         }
         ports = [
             (contract.RUNNER_PORT_NAME, contract.RUNNER_PORT),

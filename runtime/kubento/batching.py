@@ -23,7 +23,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,15 +85,9 @@ class BatchingConfig:
     def with_overrides(self, overrides: BatchingOverrides) -> BatchingConfig:
         """This config with every knob the deployment sets (not None) replaced."""
         changes: dict[str, Any] = {
-            key: getattr(overrides, key)
-            for key in (
-                "max_batch_size",
-                "max_latency_ms",
-                "max_queue_size",
-                "timeout_ms",
-                "max_concurrency",
-            )
-            if getattr(overrides, key) is not None
+            knob.name: getattr(overrides, knob.name)
+            for knob in fields(overrides)
+            if getattr(overrides, knob.name) is not None
         }
         return replace(self, **changes) if changes else self
 
@@ -452,9 +446,7 @@ class BatchPolicy:
         part, full = model.predict(q), model.predict(size)
         if part is None or full is None or part / q <= ALONGSIDE_COST_RATIO * full / size:
             return None
-        latest = self._queue[0].budget
-        if self._head_deadline is not None:
-            latest = min(latest, self._head_deadline - part)
+        latest = self._latest_start(part)
         return latest if latest > now else None
 
     def _wait_until(self, now: float) -> float | None:
@@ -482,13 +474,18 @@ class BatchPolicy:
         t_next = model.predict(min(max(round(next_rows), 1), self.config.max_batch_size)) or 0.0
         if (q + 1) * (gap + t_more - t_q) >= t_next:
             return None
-        head = self._queue[0]
-        latest = head.budget
-        if self._head_deadline is not None:
-            latest = min(latest, self._head_deadline - t_more)
+        latest = self._latest_start(t_more)
         if now + gap > latest:
             return None
         return min(pause_at, latest)
+
+    def _latest_start(self, run_time: float) -> float:
+        """The latest the head run may start: its batching budget, or in time to
+        finish a `run_time` call by its earliest deadline."""
+        latest = self._queue[0].budget
+        if self._head_deadline is not None:
+            latest = min(latest, self._head_deadline - run_time)
+        return latest
 
     def _forecast(self, rows: int, now: float) -> tuple[float, float, float] | None:
         """Predicted queueing of `rows` new rows; None while the latency model is untrained.

@@ -63,13 +63,7 @@ class BatchingOverrides:
     max_concurrency: int | None = None
 
     def to_env(self) -> dict[str, str]:
-        pairs = {
-            ENV_MAX_BATCH_SIZE: self.max_batch_size,
-            ENV_MAX_LATENCY_MS: self.max_latency_ms,
-            ENV_MAX_QUEUE_SIZE: self.max_queue_size,
-            ENV_TIMEOUT_MS: self.timeout_ms,
-            ENV_MAX_CONCURRENCY: self.max_concurrency,
-        }
+        pairs = {ENV_OF_OVERRIDE[knob]: getattr(self, knob) for knob in ENV_OF_OVERRIDE}
         return {key: str(value) for key, value in pairs.items() if value is not None}
 
     @classmethod
@@ -86,13 +80,17 @@ class BatchingOverrides:
                 raise ValueError(f"{key}={raw!r} must be a positive integer")
             return value
 
-        return cls(
-            max_batch_size=read(ENV_MAX_BATCH_SIZE),
-            max_latency_ms=read(ENV_MAX_LATENCY_MS),
-            max_queue_size=read(ENV_MAX_QUEUE_SIZE),
-            timeout_ms=read(ENV_TIMEOUT_MS),
-            max_concurrency=read(ENV_MAX_CONCURRENCY),
-        )
+        return cls(**{knob: read(key) for knob, key in ENV_OF_OVERRIDE.items()})
+
+
+ENV_OF_OVERRIDE = {
+    "max_batch_size": ENV_MAX_BATCH_SIZE,
+    "max_latency_ms": ENV_MAX_LATENCY_MS,
+    "max_queue_size": ENV_MAX_QUEUE_SIZE,
+    "timeout_ms": ENV_TIMEOUT_MS,
+    "max_concurrency": ENV_MAX_CONCURRENCY,
+}
+"""The environment variable of each BatchingOverrides knob."""
 
 
 def api_command(service: str, *, port: int = API_PORT, host: str = "0.0.0.0") -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from kubento.batching import (
     split_rows,
     take_rows,
 )
-from kubento.contract import BatchingOverrides
+from kubento.contract import ENV_OF_OVERRIDE, BatchingOverrides
 from kubento.latency import ArrivalRate, LatencyModel
 
 
@@ -103,6 +105,12 @@ def test_overrides_replace_only_the_knobs_they_set() -> None:
     assert merged == BatchingConfig(
         max_batch_size=32, max_latency_ms=50, max_queue_size=100, timeout_ms=500, max_concurrency=2
     )
+
+
+def test_every_override_knob_has_an_environment_variable_and_a_batching_config_field() -> None:
+    knobs = {knob.name for knob in dataclasses.fields(BatchingOverrides)}
+    assert set(ENV_OF_OVERRIDE) == knobs
+    assert knobs == {knob.name for knob in dataclasses.fields(BatchingConfig)}
 
 
 def test_overrides_come_from_the_contract_environment() -> None:

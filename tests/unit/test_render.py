@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from kubento import contract
-from kubento_operator import naming
+from kubento_operator import naming, spec
 from kubento_operator.render import render
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,6 +197,11 @@ def test_runner_container_runs_the_contract_command_with_workers_and_batching() 
             max_batch_size=16, max_latency_ms=40, max_concurrency=2
         ).to_env(),
     }
+
+
+def test_the_specs_batching_fields_are_the_contracts_override_knobs() -> None:
+    knobs = {knob.name for knob in dataclasses.fields(contract.BatchingOverrides)}
+    assert set(spec.Batching.model_fields) == knobs
 
 
 def test_user_envs_follow_the_operator_envs() -> None:
