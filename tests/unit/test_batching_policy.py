@@ -63,6 +63,18 @@ def drain(policy: BatchPolicy, requests: list[Request]) -> list[list[tuple[int, 
     return batches
 
 
+FIXED_10MS = {1: 0.010, 4: 0.0103}
+"""Fixed cost 10 ms per call, 0.1 ms per row: waiting for company pays."""
+
+
+def two_rows_in_a_burst(policy: BatchPolicy, clock: FakeClock) -> Request:
+    """Admit one row, then another 0.1 ms later; return the first."""
+    first = policy.admit(1, signature="s")
+    clock.advance(0.0001)
+    policy.admit(1, signature="s")
+    return first
+
+
 def test_a_full_batch_dispatches_at_once() -> None:
     clock = FakeClock()
     # A trained model whose fixed cost makes waiting attractive: only a full batch runs now.
@@ -87,11 +99,8 @@ def test_an_untrained_policy_runs_what_is_queued_without_waiting() -> None:
 
 def test_rows_arriving_in_a_burst_wait_for_the_batch_to_fill() -> None:
     clock = FakeClock()
-    # Fixed cost 10 ms, 0.1 ms per row; rows arrive every 0.1 ms.
-    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
-    policy.admit(1, signature="s")
-    clock.advance(0.0001)
-    policy.admit(1, signature="s")
+    policy = make_policy(clock, latency=FIXED_10MS)
+    two_rows_in_a_burst(policy, clock)
     decision = policy.decide()
     assert decision.batch is None
     assert decision.wake_at is not None and decision.wake_at > clock.now
@@ -99,10 +108,8 @@ def test_rows_arriving_in_a_burst_wait_for_the_batch_to_fill() -> None:
 
 def test_waiting_stops_when_arrivals_pause() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
-    policy.admit(1, signature="s")
-    clock.advance(0.0001)
-    policy.admit(1, signature="s")
+    policy = make_policy(clock, latency=FIXED_10MS)
+    two_rows_in_a_burst(policy, clock)
     wake_at = policy.decide().wake_at
     assert wake_at is not None
     clock.now = wake_at
@@ -113,7 +120,7 @@ def test_waiting_stops_when_arrivals_pause() -> None:
 def test_slow_arrivals_are_not_waited_for() -> None:
     clock = FakeClock()
     # Arrivals 20 ms apart against a 10 ms model: the next row costs more to wait for.
-    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy = make_policy(clock, latency=FIXED_10MS)
     for _ in range(3):
         policy.admit(1, signature="s")
         decision = policy.decide()
@@ -125,10 +132,8 @@ def test_slow_arrivals_are_not_waited_for() -> None:
 
 def test_waiting_never_passes_the_head_requests_batching_budget() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_latency_ms=0.3, latency={1: 0.010, 4: 0.0103})
-    first = policy.admit(1, signature="s")
-    clock.advance(0.0001)
-    policy.admit(1, signature="s")
+    policy = make_policy(clock, max_latency_ms=0.3, latency=FIXED_10MS)
+    first = two_rows_in_a_burst(policy, clock)
     wake_at = policy.decide().wake_at
     assert wake_at is not None
     assert wake_at <= first.budget
@@ -136,7 +141,7 @@ def test_waiting_never_passes_the_head_requests_batching_budget() -> None:
 
 def test_waiting_never_makes_a_queued_request_miss_its_deadline() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
+    policy = make_policy(clock, latency=FIXED_10MS)
     policy.admit(1, signature="s")
     clock.advance(0.0001)
     # This row needs the model (10.1 ms for two rows) to start within 0.2 ms.
@@ -436,10 +441,8 @@ def test_dropped_rows_are_not_run() -> None:
 
 def test_a_closing_policy_rejects_new_requests_and_drains_without_waiting() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, latency={1: 0.010, 4: 0.0103})
-    policy.admit(1, signature="s")
-    clock.advance(0.0001)
-    policy.admit(1, signature="s")
+    policy = make_policy(clock, latency=FIXED_10MS)
+    two_rows_in_a_burst(policy, clock)
     policy.close()
     with pytest.raises(DeadlineUnmeetable, match="shutting down"):
         policy.admit(1, signature="s")
