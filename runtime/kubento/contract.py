@@ -8,7 +8,8 @@ exactly what the operator rendered. Change a name here and both sides move.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 # Ports.
@@ -35,12 +36,6 @@ ENV_WORKERS = "KUBENTO_WORKERS"
 ENV_API_WORKERS = "KUBENTO_API_WORKERS"
 """HTTP server processes per API pod (`kubento api --workers`)."""
 ENV_MAX_REQUEST_BYTES = "KUBENTO_MAX_REQUEST_BYTES"
-ENV_MAX_BATCH_SIZE = "KUBENTO_MAX_BATCH_SIZE"
-ENV_MAX_LATENCY_MS = "KUBENTO_MAX_LATENCY_MS"
-ENV_MAX_QUEUE_SIZE = "KUBENTO_MAX_QUEUE_SIZE"
-ENV_TIMEOUT_MS = "KUBENTO_TIMEOUT_MS"
-ENV_MAX_CONCURRENCY = "KUBENTO_MAX_CONCURRENCY"
-"""Batches of one method that may run at once in a runner worker."""
 ENV_DEPLOYMENT_NAME = "KUBENTO_DEPLOYMENT_NAME"
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -52,45 +47,222 @@ REQUEST_ID_METADATA = "x-request-id"
 EXECUTABLE = "kubento"
 
 
-@dataclass(frozen=True)
-class BatchingOverrides:
-    """Per-deployment batching knobs; None keeps what the Runner declares."""
+# Names. Component names (runners, services) become Kubernetes object names
+# (`<deployment>-<component>`, `_` written `-`) and label values.
+NAME_PATTERN = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"
+MAX_NAME_LENGTH = 63
+"""Longest component name, and longest Kubernetes object name the operator writes."""
+_NAME = re.compile(NAME_PATTERN)
 
-    max_batch_size: int | None = None
-    max_latency_ms: int | None = None
-    max_queue_size: int | None = None
-    timeout_ms: int | None = None
-    max_concurrency: int | None = None
+
+def dns_label(name: str) -> str:
+    """A component name as it appears in object names: `model_runner_a` -> `model-runner-a`."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def check_name(kind: str, name: object) -> str:
+    """`name` when it is a valid component name; otherwise a ValueError that says the rule."""
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"invalid {kind} name {name!r}: use lowercase letters, digits, '-' and '_', "
+            f"starting and ending with a letter or digit, at most {MAX_NAME_LENGTH} characters "
+            f"(it becomes part of Kubernetes object names)"
+        )
+    return name
+
+
+def check_distinct(kind: str, names: Iterable[str]) -> None:
+    """Reject two names that become the same object name (`a_b` and `a-b`)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(dns_label(name), name)
+        if other != name:
+            raise ValueError(
+                f"{kind} names {other!r} and {name!r} both become {dns_label(name)!r} in "
+                f"Kubernetes object names; rename one"
+            )
+
+
+# Batching knobs: declared once here. The runtime's BatchingConfig, the environment
+# parser, Runner(method_configs=) validation, the BentoDeployment spec (and so the
+# CRD's schema and descriptions) and the README's table all derive from this table.
+@dataclass(frozen=True)
+class Knob:
+    """One batching knob of a runner method."""
+
+    name: str
+    """Python name (`method_configs` key, BatchingConfig field)."""
+    type: type[int] | type[float]
+    """int, or float for durations (which also accept ints; env and CRD take integers)."""
+    default: int | None
+    """What a method gets when nothing sets the knob; None means no limit."""
+    minimum: int
+    maximum: int | None
+    description: str
+    """One or two sentences for the CRD, the README and error messages."""
+    exclusive_minimum: bool = False
+    """The value must be above `minimum`, not equal to it (durations: > 0)."""
+
+    @property
+    def env(self) -> str:
+        """The environment variable a deployment sets to override the knob."""
+        return f"KUBENTO_{self.name.upper()}"
+
+    @property
+    def field(self) -> str:
+        """The BentoDeployment field (`batching.<field>`)."""
+        head, *rest = self.name.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+
+    @property
+    def allowed(self) -> str:
+        """The allowed range, as error messages say it."""
+        if self.maximum is None:
+            return f"{'>' if self.exclusive_minimum else '>='} {self.minimum}"
+        return f"{self.minimum}..{self.maximum}"
+
+    def check(self, value: object, *, what: str | None = None) -> int | float:
+        """`value` when it is allowed for this knob; otherwise an error naming knob and range."""
+        label = what or self.name
+        number_types: tuple[type, ...] = (int,) if self.type is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number_types):
+            kind = "an integer" if self.type is int else "a number"
+            raise TypeError(f"{label} must be {kind} {self.allowed}, got {value!r}")
+        low = value <= self.minimum if self.exclusive_minimum else value < self.minimum
+        if low or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"{label} must be {self.allowed}, got {value!r}")
+        return value
+
+
+BATCHING_KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "max_batch_size",
+        int,
+        default=100,
+        minimum=1,
+        maximum=None,
+        description="Largest batch, in rows, the runner forms from queued calls.",
+    ),
+    Knob(
+        "max_latency_ms",
+        float,
+        default=10_000,
+        minimum=0,
+        maximum=None,
+        description=(
+            "Longest a call's rows wait in the queue for a batch to fill, in milliseconds "
+            "(the batching delay; the model's run time comes on top)."
+        ),
+        exclusive_minimum=True,
+    ),
+    Knob(
+        "max_queue_size",
+        int,
+        default=1024,
+        minimum=0,
+        maximum=None,
+        description=(
+            "Rows (not calls) that may wait in the queue; a call that would exceed it is "
+            "rejected at once (HTTP 429). 0 means unbounded; otherwise at least max_batch_size."
+        ),
+    ),
+    Knob(
+        "timeout_ms",
+        float,
+        default=None,
+        minimum=0,
+        maximum=None,
+        description=(
+            "Deadline of a call, in milliseconds, when the caller sends none; unset means none."
+        ),
+        exclusive_minimum=True,
+    ),
+    Knob(
+        "max_concurrency",
+        int,
+        default=1,
+        minimum=1,
+        maximum=64,
+        description=(
+            "Batches of one method that may run at once per worker, each on its own model "
+            "thread (more than 1 helps only models that release the GIL, such as numpy or torch)."
+        ),
+    ),
+)
+KNOBS: Mapping[str, Knob] = {knob.name: knob for knob in BATCHING_KNOBS}
+QUEUE_HOLDS_A_BATCH = "max_queue_size must be 0 (unbounded) or at least max_batch_size"
+"""The one rule between knobs: API servers send up to max_batch_size callers' rows at once."""
+
+
+def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, int | float]:
+    """Validate a mapping of knob name -> value (None values are dropped) and the rule between
+    knobs; `what` prefixes error messages (for example "runner 'clf': method_configs['predict']").
+    """
+    prefix = f"{what}." if what else ""
+    unknown = sorted(set(values) - set(KNOBS))
+    if unknown:
+        raise ValueError(
+            f"{what or 'batching'} has unknown knobs {unknown}; allowed: {sorted(KNOBS)}"
+        )
+    checked = {
+        name: KNOBS[name].check(value, what=f"{prefix}{name}")
+        for name, value in values.items()
+        if value is not None
+    }
+    queue, batch = checked.get("max_queue_size"), checked.get("max_batch_size")
+    if queue is not None and batch is not None and 0 < queue < batch:
+        raise ValueError(
+            f"{what + ': ' if what else ''}{QUEUE_HOLDS_A_BATCH} (got {queue} < {batch})"
+        )
+    return checked
+
+
+class BatchingOverrides:
+    """Per-deployment batching knobs, by knob name; a knob not given (or None) keeps what the
+    Runner declares. Validated on construction against the knob table."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, **values: int | float | None) -> None:
+        self.values: Mapping[str, int | float] = check_knobs(values, what="batching overrides")
+
+    def __getattr__(self, name: str) -> int | float | None:
+        if name in KNOBS:
+            return self.values.get(name)
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BatchingOverrides) and dict(self.values) == dict(other.values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.values.items())))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={value!r}" for name, value in self.values.items())
+        return f"BatchingOverrides({args})"
 
     def to_env(self) -> dict[str, str]:
-        pairs = {ENV_OF_OVERRIDE[knob]: getattr(self, knob) for knob in ENV_OF_OVERRIDE}
-        return {key: str(value) for key, value in pairs.items() if value is not None}
+        return {KNOBS[name].env: _env_number(value) for name, value in self.values.items()}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BatchingOverrides:
-        def read(key: str) -> int | None:
-            raw = env.get(key)
+        values: dict[str, int | float] = {}
+        for knob in BATCHING_KNOBS:
+            raw = env.get(knob.env)
             if raw is None or raw == "":
-                return None
+                continue
             try:
-                value = int(raw)
+                values[knob.name] = int(raw)
             except ValueError:
-                raise ValueError(f"{key}={raw!r} is not an integer") from None
-            if value < 0 or (value == 0 and key != ENV_MAX_QUEUE_SIZE):
-                raise ValueError(f"{key}={raw!r} must be a positive integer")
-            return value
+                raise ValueError(f"{knob.env}={raw!r} is not an integer") from None
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"from the environment: {exc}") from None
 
-        return cls(**{knob: read(key) for knob, key in ENV_OF_OVERRIDE.items()})
 
-
-ENV_OF_OVERRIDE = {
-    "max_batch_size": ENV_MAX_BATCH_SIZE,
-    "max_latency_ms": ENV_MAX_LATENCY_MS,
-    "max_queue_size": ENV_MAX_QUEUE_SIZE,
-    "timeout_ms": ENV_TIMEOUT_MS,
-    "max_concurrency": ENV_MAX_CONCURRENCY,
-}
-"""The environment variable of each BatchingOverrides knob."""
+def _env_number(value: int | float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def api_command(service: str, *, port: int = API_PORT, host: str = "0.0.0.0") -> list[str]:
