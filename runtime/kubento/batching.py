@@ -24,11 +24,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from kubento.contract import KNOBS, check_knobs
 from kubento.latency import ArrivalRate, LatencyModel
 
 if TYPE_CHECKING:
@@ -42,53 +43,21 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """Batching knobs of one runner method.
+    """Batching knobs of one runner method, as declared (with what they mean, their bounds
+    and defaults) in the knob table, `kubento.contract.BATCHING_KNOBS`."""
 
-    `max_queue_size` counts queued *rows* (not requests), since rows are what
-    cost memory and model time; 0 disables the bound. `timeout_ms` is the
-    request timeout applied when the caller sends no earlier deadline; None
-    means no timeout. `max_concurrency` batches may run at once (each on its
-    own model thread): more than 1 pays off only when the model releases the
-    GIL (numpy, torch) and cores are free while a batch runs.
-    """
-
-    max_batch_size: int = 100
-    max_latency_ms: float = 10_000
-    max_queue_size: int = 1024
-    timeout_ms: float | None = None
-    max_concurrency: int = 1
+    max_batch_size: int = cast(int, KNOBS["max_batch_size"].default)
+    max_latency_ms: float = cast(float, KNOBS["max_latency_ms"].default)
+    max_queue_size: int = cast(int, KNOBS["max_queue_size"].default)
+    timeout_ms: float | None = KNOBS["timeout_ms"].default
+    max_concurrency: int = cast(int, KNOBS["max_concurrency"].default)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int):
-            raise TypeError(f"max_batch_size must be an int, got {self.max_batch_size!r}")
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if not self.max_latency_ms > 0:
-            raise ValueError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
-        if self.max_queue_size < 0:
-            raise ValueError(
-                f"max_queue_size must be >= 0 (0 = unbounded), got {self.max_queue_size}"
-            )
-        if 0 < self.max_queue_size < self.max_batch_size:
-            raise ValueError(
-                f"max_queue_size ({self.max_queue_size}) is smaller than max_batch_size "
-                f"({self.max_batch_size}): the queue must hold at least one full batch "
-                "(API servers send up to max_batch_size callers' rows in one call)"
-            )
-        if self.timeout_ms is not None and not self.timeout_ms > 0:
-            raise ValueError(f"timeout_ms must be > 0 or None, got {self.timeout_ms}")
-        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int):
-            raise TypeError(f"max_concurrency must be an int, got {self.max_concurrency!r}")
-        if self.max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        check_knobs({knob.name: getattr(self, knob.name) for knob in fields(self)})
 
     def with_overrides(self, overrides: BatchingOverrides) -> BatchingConfig:
         """This config with every knob the deployment sets (not None) replaced."""
-        changes: dict[str, Any] = {
-            knob.name: getattr(overrides, knob.name)
-            for knob in fields(overrides)
-            if getattr(overrides, knob.name) is not None
-        }
+        changes: dict[str, Any] = dict(overrides.values)
         return replace(self, **changes) if changes else self
 
 

@@ -121,16 +121,27 @@ class Knob:
             return f"{'>' if self.exclusive_minimum else '>='} {self.minimum}"
         return f"{self.minimum}..{self.maximum}"
 
+    @property
+    def must_be(self) -> str:
+        """What a value must be, as error messages say it: "a positive integer"."""
+        kind = "an integer" if self.type is int else "a number"
+        if self.maximum is not None:
+            return f"{kind} from {self.minimum} to {self.maximum}"
+        if self.minimum == 0 and self.exclusive_minimum:
+            return f"a positive {'integer' if self.type is int else 'number'}"
+        if self.minimum == 1 and self.type is int:
+            return "a positive integer"
+        return f"{kind} {self.allowed}"
+
     def check(self, value: object, *, what: str | None = None) -> int | float:
         """`value` when it is allowed for this knob; otherwise an error naming knob and range."""
         label = what or self.name
-        number_types: tuple[type, ...] = (int,) if self.type is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, number_types):
-            kind = "an integer" if self.type is int else "a number"
-            raise TypeError(f"{label} must be {kind} {self.allowed}, got {value!r}")
+        wrong_type = not isinstance(value, int) if self.type is int else False
+        if isinstance(value, bool) or not isinstance(value, int | float) or wrong_type:
+            raise TypeError(f"{label} must be {self.must_be}, got {value!r}")
         low = value <= self.minimum if self.exclusive_minimum else value < self.minimum
         if low or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"{label} must be {self.allowed}, got {value!r}")
+            raise ValueError(f"{label} must be {self.must_be}, got {value!r}")
         return value
 
 
@@ -202,7 +213,7 @@ def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, in
     unknown = sorted(set(values) - set(KNOBS))
     if unknown:
         raise ValueError(
-            f"{what or 'batching'} has unknown knobs {unknown}; allowed: {sorted(KNOBS)}"
+            f"{what or 'batching'} has unknown keys {unknown}; allowed: {sorted(KNOBS)}"
         )
     checked = {
         name: KNOBS[name].check(value, what=f"{prefix}{name}")
@@ -212,7 +223,8 @@ def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, in
     queue, batch = checked.get("max_queue_size"), checked.get("max_batch_size")
     if queue is not None and batch is not None and 0 < queue < batch:
         raise ValueError(
-            f"{what + ': ' if what else ''}{QUEUE_HOLDS_A_BATCH} (got {queue} < {batch})"
+            f"{what + ': ' if what else ''}max_queue_size ({queue}) is smaller than "
+            f"max_batch_size ({batch}): {QUEUE_HOLDS_A_BATCH}"
         )
     return checked
 
@@ -252,13 +264,13 @@ class BatchingOverrides:
             if raw is None or raw == "":
                 continue
             try:
-                values[knob.name] = int(raw)
+                values[knob.name] = knob.check(int(raw))
             except ValueError:
-                raise ValueError(f"{knob.env}={raw!r} is not an integer") from None
+                raise ValueError(f"{knob.env}={raw!r} must be {knob.must_be}") from None
         try:
             return cls(**values)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"from the environment: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"batching overrides from the environment: {exc}") from None
 
 
 def _env_number(value: int | float) -> str:

@@ -8,32 +8,16 @@ either way: `runner.predict.run(x)` or `await runner.predict.async_run(x)`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kubento.batching import BatchingConfig
+from kubento.contract import check_knobs, check_name
 from kubento.runnable import MethodSpec, Runnable
 
 if TYPE_CHECKING:
     from kubento.contract import BatchingOverrides
-
-# Runner names become Kubernetes object names (`<deployment>-<runner>`, with `_` as `-`)
-# and label values; the operator's spec accepts exactly the same names.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
-MAX_NAME_LENGTH = 63
-BATCHING_KEYS = frozenset(field.name for field in dataclasses.fields(BatchingConfig))
-
-
-def validate_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"invalid {kind} name {name!r}: use lowercase letters, digits, '-' and '_', "
-            f"starting and ending with a letter or digit, at most {MAX_NAME_LENGTH} characters "
-            f"(it becomes part of Kubernetes object names)"
-        )
-    return name
 
 
 class RunnerHandle(Protocol):
@@ -66,7 +50,7 @@ class LocalHandle:
 class RunnerMethod:
     """`runner.<method>`: `.run(*args)` and `await .async_run(*args)`."""
 
-    def __init__(self, runner: Runner, spec: MethodSpec, config: dict[str, float | int | None]):
+    def __init__(self, runner: Runner, spec: MethodSpec, config: Mapping[str, float | int]):
         self.runner = runner
         self.spec = spec
         self.config = config
@@ -128,15 +112,13 @@ class Runner:
             )
         if name is None:
             name = re.sub(r"[^a-z0-9]+", "-", runnable_class.__name__.lower()).strip("-")
-        self.name = validate_name("runner", name)
+        self.name = check_name("runner", name)
         self.runnable_class = runnable_class
         self.runnable_init_params = dict(runnable_init_params or {})
-        defaults: dict[str, float | int | None] = {
-            "max_batch_size": max_batch_size,
-            "max_latency_ms": max_latency_ms,
-        }
-        for key, value in defaults.items():
-            _check_positive(f"runner {self.name!r}: {key}", value)
+        defaults = check_knobs(
+            {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms},
+            what=f"runner {self.name!r}",
+        )
         configs = dict(method_configs or {})
         unknown_methods = set(configs) - set(runnable_class.methods)
         if unknown_methods:
@@ -148,18 +130,17 @@ class Runner:
         self.handle: RunnerHandle = _Unbound(self.name)
         self.methods: dict[str, RunnerMethod] = {}
         for method_name, spec in runnable_class.methods.items():
-            overrides = dict(configs.get(method_name, {}))
-            unknown_keys = set(overrides) - BATCHING_KEYS
-            if unknown_keys:
-                raise ValueError(
-                    f"runner {self.name!r}: method_configs[{method_name!r}] has unknown keys "
-                    f"{sorted(unknown_keys)}; allowed: {sorted(BATCHING_KEYS)}"
-                )
-            for key, value in overrides.items():
-                _check_positive(
-                    f"runner {self.name!r}: method_configs[{method_name!r}].{key}", value
-                )
-            config: dict[str, float | int | None] = {**defaults, **overrides}
+            what = f"runner {self.name!r}: method_configs[{method_name!r}]"
+            config: dict[str, Any] = {
+                **defaults,
+                **check_knobs(configs.get(method_name, {}), what=what),
+            }
+            if spec.batchable:
+                # The whole config, defaults included, fails here rather than when served.
+                try:
+                    BatchingConfig(**config)
+                except ValueError as exc:
+                    raise ValueError(f"{what}: {exc}") from None
             self.methods[method_name] = RunnerMethod(self, spec, config)
 
     def __getattr__(self, item: str) -> RunnerMethod:
@@ -213,10 +194,3 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"<Runner {self.name} of {self.runnable_class.__name__}>"
-
-
-def _check_positive(what: str, value: float | int | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{what} must be a positive number, got {value!r}")

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubento import contract
+from kubento.contract import check_distinct, check_name
 from kubento.io import IODescriptor
-from kubento.runner import Runner, validate_name
+from kubento.runner import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,21 +37,21 @@ class Service:
     """``svc = kubento.Service("iris", runners=[runner])``, then ``@svc.api(...)``."""
 
     def __init__(self, name: str, runners: Sequence[Runner] | None = None) -> None:
-        self.name = validate_name("service", name)
+        self.name = check_name("service", name)
         self.runners: dict[str, Runner] = {}
         for runner in runners or []:
             if not isinstance(runner, Runner):
                 raise TypeError(f"service {name!r}: runners must be kubento.Runner, got {runner!r}")
-            clash = next(
-                (n for n in self.runners if n.replace("_", "-") == runner.name.replace("_", "-")),
-                None,
-            )
-            if clash is not None:
+            if runner.name in self.runners:
                 raise ValueError(
-                    f"service {name!r} has two runners named {runner.name!r} and {clash!r} "
-                    f"(the same Kubernetes name): give each Runner a unique name=..."
+                    f"service {name!r} has two runners named {runner.name!r}: "
+                    f"give each Runner a unique name=..."
                 )
             self.runners[runner.name] = runner
+        try:
+            check_distinct("runner", self.runners)
+        except ValueError as exc:
+            raise ValueError(f"service {name!r}: {exc}") from None
         self.apis: dict[str, API] = {}
 
     def api(

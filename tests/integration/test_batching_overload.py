@@ -71,14 +71,17 @@ def check_every_answer(inputs: list[np.ndarray], replies: list[httpx.Response]) 
 
 @pytest.fixture(scope="module")
 def queue_bound() -> Iterator[tuple[str, RunnerProcess]]:
-    env = {contract.ENV_MAX_QUEUE_SIZE: "24", contract.ENV_MAX_LATENCY_MS: "10000"}
+    env = {
+        contract.KNOBS["max_queue_size"].env: "24",
+        contract.KNOBS["max_latency_ms"].env: "10000",
+    }
     with running_service(SERVICE, ["slow"], env=env) as (url, runners):
         yield url, runners["slow"]
 
 
 @pytest.fixture(scope="module")
 def budget_bound() -> Iterator[tuple[str, RunnerProcess]]:
-    env = {contract.ENV_MAX_QUEUE_SIZE: "0", contract.ENV_MAX_LATENCY_MS: "80"}
+    env = {contract.KNOBS["max_queue_size"].env: "0", contract.KNOBS["max_latency_ms"].env: "80"}
     with running_service(SERVICE, ["slow"], env=env) as (url, runners):
         yield url, runners["slow"]
 

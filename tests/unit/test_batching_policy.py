@@ -307,9 +307,9 @@ def test_queued_batches_drain_over_every_model_thread_in_the_forecast() -> None:
 
 
 def test_max_concurrency_must_be_a_positive_int() -> None:
-    with pytest.raises(ValueError, match="max_concurrency must be >= 1"):
+    with pytest.raises(ValueError, match="max_concurrency must be an integer from 1 to 64"):
         BatchingConfig(max_concurrency=0)
-    with pytest.raises(TypeError, match="max_concurrency must be an int"):
+    with pytest.raises(TypeError, match="max_concurrency must be an integer"):
         BatchingConfig(max_concurrency=True)
 
 

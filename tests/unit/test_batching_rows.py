@@ -15,7 +15,7 @@ from kubento.batching import (
     split_rows,
     take_rows,
 )
-from kubento.contract import ENV_OF_OVERRIDE, BatchingOverrides
+from kubento.contract import BATCHING_KNOBS, BatchingOverrides
 from kubento.latency import ArrivalRate, LatencyModel
 
 
@@ -107,10 +107,10 @@ def test_overrides_replace_only_the_knobs_they_set() -> None:
     )
 
 
-def test_every_override_knob_has_an_environment_variable_and_a_batching_config_field() -> None:
-    knobs = {knob.name for knob in dataclasses.fields(BatchingOverrides)}
-    assert set(ENV_OF_OVERRIDE) == knobs
-    assert knobs == {knob.name for knob in dataclasses.fields(BatchingConfig)}
+def test_every_knob_of_the_table_is_a_batching_config_field_with_the_tables_default() -> None:
+    config = BatchingConfig()
+    assert [knob.name for knob in BATCHING_KNOBS] == [f.name for f in dataclasses.fields(config)]
+    assert all(getattr(config, knob.name) == knob.default for knob in BATCHING_KNOBS)
 
 
 def test_overrides_come_from_the_contract_environment() -> None:
@@ -118,7 +118,9 @@ def test_overrides_come_from_the_contract_environment() -> None:
     overrides = BatchingOverrides.from_env(env)
     assert overrides == BatchingOverrides(max_batch_size=16, max_concurrency=2)
     assert overrides.to_env() == env
-    with pytest.raises(ValueError, match="KUBENTO_MAX_CONCURRENCY='0' must be a positive"):
+    with pytest.raises(
+        ValueError, match="KUBENTO_MAX_CONCURRENCY='0' must be an integer from 1 to 64"
+    ):
         BatchingOverrides.from_env({"KUBENTO_MAX_CONCURRENCY": "0"})
 
 

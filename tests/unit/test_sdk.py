@@ -63,7 +63,9 @@ def test_runner_names_must_be_unique_per_service() -> None:
             "svc",
             runners=[kubento.Runner(Doubler, name="same"), kubento.Runner(Doubler, name="same")],
         )
-    with pytest.raises(ValueError, match="the same Kubernetes name"):
+    with pytest.raises(
+        ValueError, match="'a_b' and 'a-b' both become 'a-b' in Kubernetes object names"
+    ):
         kubento.Service(
             "svc",
             runners=[kubento.Runner(Doubler, name="a_b"), kubento.Runner(Doubler, name="a-b")],
@@ -94,7 +96,7 @@ def test_method_configs_name_unknown_methods_and_keys() -> None:
         kubento.Runner(Doubler, method_configs={"nope": {}})
     with pytest.raises(ValueError, match=r"unknown keys \['batch'\]"):
         kubento.Runner(Doubler, method_configs={"double": {"batch": 3}})
-    with pytest.raises(ValueError, match="must be a positive number"):
+    with pytest.raises(ValueError, match="max_batch_size must be a positive integer"):
         kubento.Runner(Doubler, max_batch_size=0)
 
 
@@ -159,3 +161,17 @@ def test_service_rejects_reserved_and_duplicate_routes() -> None:
     svc.api(input=Text(), output=Text(), route="/a", name="a")(lambda x: x)
     with pytest.raises(ValueError, match="already has an api at '/a'"):
         svc.api(input=Text(), output=Text(), route="/a", name="b")(lambda x: x)
+
+
+def test_a_bad_method_config_fails_when_the_runner_is_defined_naming_knob_and_range() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"method_configs\['double'\]\.max_concurrency must be an integer from 1 to 64",
+    ):
+        kubento.Runner(Doubler, method_configs={"double": {"max_concurrency": 100}})
+    with pytest.raises(ValueError, match=r"method_configs\['double'\]: max_queue_size \(8\)"):
+        kubento.Runner(
+            Doubler, method_configs={"double": {"max_batch_size": 64, "max_queue_size": 8}}
+        )
+    with pytest.raises(ValueError, match=r"method_configs\['double'\]: max_queue_size \(1024\)"):
+        kubento.Runner(Doubler, method_configs={"double": {"max_batch_size": 2000}})
