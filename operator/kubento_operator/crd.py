@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from kubento_operator import naming, spec
+from kubento_operator import components, naming, spec
 
 CRD_NAME = f"{naming.PLURAL}.{naming.GROUP}"
 
@@ -109,18 +109,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.readyComponents",
         "description": "Ready components / all components.",
     },
-    {
-        "name": "API",
-        "type": "string",
-        "jsonPath": ".status.apiReplicas",
-        "description": "Ready / desired API pods.",
-    },
-    {
-        "name": "Runners",
-        "type": "string",
-        "jsonPath": ".status.runnersReady",
-        "description": "Ready runners / all runners.",
-    },
+    *(role.printer_column() for role in components.ROLES),
     {
         "name": "Endpoint",
         "type": "string",

@@ -5,9 +5,15 @@ they fit (`resources.requests.cpu`, `autoscaling.minReplicas`, `envs`,
 `runners[].name`, `ingress.enabled`, `extraPodMetadata`, `extraPodSpec`), so
 a Yatai manifest moves over by replacing `bento:` with `image:` + `service:`.
 
-Runner names are the names the Python `Runner(name=...)` declares, so they may
-hold underscores (Yatai's sample uses `model_runner_a`); object names use the
-DNS-1123 form (`model-runner-a`), and two runners whose names collide in that
+A BentoDeployment is a list of components (see components.py): the top level
+of the spec is the API component, as in Yatai, and each `runners[]` entry is
+a runner component. Every component carries the same settings
+(`ComponentSpec`); components of a role with many members also carry a name,
+workers and batching (`MemberSpec`).
+
+Member names are the names the Python code declares (`Runner(name=...)`), so
+they may hold underscores (Yatai's sample uses `model_runner_a`); object names
+use the DNS-1123 form (`model-runner-a`), and two names that collide in that
 form are rejected.
 """
 
@@ -29,6 +35,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from kubento import contract
 from kubento_operator import naming
 
 QUANTITY_PATTERN = (
@@ -278,8 +285,8 @@ class ExtraPodSpec(Model):
     """Mounts added to the component's container."""
 
 
-class Component(Model):
-    """What the API server and each runner have in common."""
+class ComponentSpec(Model):
+    """The settings every component has, whatever its role."""
 
     resources: Resources | None = None
     """Container resources."""
@@ -337,11 +344,11 @@ class Batching(Model):
         return self
 
 
-class RunnerSpec(Component):
-    """One runner: its own Deployment, headless Service and HPA."""
+class MemberSpec(ComponentSpec):
+    """A component of a role with many members (a runner): named, with workers and batching."""
 
     name: str = Field(min_length=1, max_length=63, pattern=RUNNER_NAME_PATTERN)
-    """The Runner's name as declared in the service (underscores allowed)."""
+    """The name the service declares, e.g. `Runner(name=...)` (underscores allowed)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes per pod."""
     batching: Batching | None = None
@@ -350,9 +357,13 @@ class RunnerSpec(Component):
     @field_validator("name")
     @classmethod
     def _not_api(cls, value: str) -> str:
-        if naming.dns_label(value) == naming.API_COMPONENT:
-            raise ValueError("'api' names the API server's objects; choose another runner name")
+        if contract.dns_label(value) == naming.API_COMPONENT:
+            raise ValueError("'api' names the API server's objects; choose another name")
         return value
+
+
+class RunnerSpec(MemberSpec):
+    """One runner: its own Deployment, headless Service and HPA."""
 
 
 class TLS(Model):
@@ -392,11 +403,11 @@ class LocalObjectReference(Model):
     """Name of the object."""
 
 
-class BentoDeploymentSpec(Component):
+class BentoDeploymentSpec(ComponentSpec):
     """A served application: one API server Deployment plus one Deployment per runner.
 
-    Top-level resources, autoscaling, envs, probes and extra pod fields apply to
-    the API server; each runner carries its own.
+    The top-level component settings (resources, autoscaling, envs, probes, strategy,
+    extra pod fields) are the API server's; each runner carries its own.
     """
 
     model_config = ConfigDict(
@@ -430,7 +441,7 @@ class BentoDeploymentSpec(Component):
     def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
         seen: dict[str, str] = {}
         for runner in runners:
-            label = naming.dns_label(runner.name)
+            label = contract.dns_label(runner.name)
             if label in seen:
                 raise ValueError(
                     f"runner names must be unique: {runner.name!r} and {seen[label]!r} "
@@ -503,7 +514,7 @@ class ObjectMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(
-        min_length=1, max_length=naming.MAX_NAME_LENGTH, pattern=DEPLOYMENT_NAME_PATTERN
+        min_length=1, max_length=contract.MAX_NAME_LENGTH, pattern=DEPLOYMENT_NAME_PATTERN
     )
     namespace: str = "default"
     uid: str | None = None

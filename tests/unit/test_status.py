@@ -8,12 +8,14 @@ import jsonschema
 import pytest
 
 from kubento_operator import crd, spec
+from kubento_operator.components import API as API_ROLE
+from kubento_operator.components import RUNNER as RUNNER_ROLE
 from kubento_operator.status import Desired, Problem, compute_status
 
 NOW = "2025-01-01T00:00:10Z"
 EARLIER = "2025-01-01T00:00:00Z"
-API = Desired("api", "demo-api", runner=False)
-RUNNER = Desired("classifier", "demo-classifier", runner=True)
+API = Desired("api", "demo-api", API_ROLE)
+RUNNER = Desired("classifier", "demo-classifier", RUNNER_ROLE)
 COMPONENTS = [API, RUNNER]
 
 
@@ -53,14 +55,17 @@ def pod(
     deleting: bool = False,
 ) -> dict[str, Any]:
     labels = {"serving.kubento.io/deployment": "demo"}
-    if component.runner:
+    if component.role is RUNNER_ROLE:
         labels |= {
             "serving.kubento.io/component": "runner",
             "serving.kubento.io/runner": "classifier",
         }
     else:
         labels |= {"serving.kubento.io/component": "api"}
-    container: dict[str, Any] = {"name": "runner" if component.runner else "api", "restartCount": 4}
+    container: dict[str, Any] = {
+        "name": "runner" if component.role is RUNNER_ROLE else "api",
+        "restartCount": 4,
+    }
     container["state"] = {"waiting": waiting} if waiting else {"running": {}}
     if last_terminated:
         container["lastState"] = {"terminated": last_terminated}
