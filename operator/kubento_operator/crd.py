@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from kubento import contract
 from kubento_operator import components, naming, spec
 
 CRD_NAME = f"{naming.PLURAL}.{naming.GROUP}"
@@ -128,9 +129,10 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 
 NAME_RULES: list[dict[str, str]] = [
     {
-        "rule": "self.metadata.name.size() <= 63",
+        "rule": f"self.metadata.name.size() <= {contract.MAX_NAME_LENGTH}",
         "message": (
-            "metadata.name must be at most 63 characters (it is a label value on every child)"
+            f"metadata.name must be at most {contract.MAX_NAME_LENGTH} characters "
+            "(it is a label value on every child)"
         ),
     },
     {

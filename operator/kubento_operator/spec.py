@@ -42,7 +42,6 @@ QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-RUNNER_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
 SERVICE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 RESOURCE_NAME_PATTERN = (
@@ -347,7 +346,9 @@ class Batching(Model):
 class MemberSpec(ComponentSpec):
     """A component of a role with many members (a runner): named, with workers and batching."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=RUNNER_NAME_PATTERN)
+    name: str = Field(
+        min_length=1, max_length=contract.MAX_NAME_LENGTH, pattern=contract.NAME_PATTERN
+    )
     """The name the service declares, e.g. `Runner(name=...)` (underscores allowed)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes per pod."""
@@ -439,15 +440,7 @@ class BentoDeploymentSpec(ComponentSpec):
     @field_validator("runners")
     @classmethod
     def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
-        seen: dict[str, str] = {}
-        for runner in runners:
-            label = contract.dns_label(runner.name)
-            if label in seen:
-                raise ValueError(
-                    f"runner names must be unique: {runner.name!r} and {seen[label]!r} "
-                    f"both name objects {label!r}"
-                )
-            seen[label] = runner.name
+        contract.check_distinct("runner", (runner.name for runner in runners))
         return runners
 
 
