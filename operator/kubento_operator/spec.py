@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -305,42 +306,73 @@ class ComponentSpec(Model):
     _envs_unique = field_validator("envs")(_unique_env_names)
 
 
-class Batching(Model):
-    """Adaptive batching overrides; unset values keep what the Runner declares."""
+def crd_words(text: str, values: Mapping[str, object] | None = None) -> str:
+    """`text` with each batching knob's name written as its CRD field (`max_batch_size` ->
+    `maxBatchSize`), followed by its value in `values` when given."""
+    for knob in contract.BATCHING_KNOBS:
+        word = knob.field if values is None else f"{knob.field} ({values.get(knob.name)})"
+        text = re.sub(rf"\b{knob.name}\b", word, text)
+    return text
+
+
+_QUEUE = contract.KNOBS["max_queue_size"].field
+_BATCH = contract.KNOBS["max_batch_size"].field
+
+
+class _BatchingRule(Model):
+    """The rule between batching knobs (contract.QUEUE_HOLDS_A_BATCH), in pydantic and CEL."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(self.maxQueueSize) || !has(self.maxBatchSize) || "
-                    "self.maxQueueSize == 0 || self.maxQueueSize >= self.maxBatchSize",
-                    "message": "maxQueueSize must be 0 (unbounded) or at least maxBatchSize",
-                    "fieldPath": ".maxQueueSize",
+                    "rule": f"!has(self.{_QUEUE}) || !has(self.{_BATCH}) || "
+                    f"self.{_QUEUE} == 0 || self.{_QUEUE} >= self.{_BATCH}",
+                    "message": crd_words(contract.QUEUE_HOLDS_A_BATCH),
+                    "fieldPath": f".{_QUEUE}",
                 }
             ]
         }
     )
 
-    max_batch_size: int | None = Field(default=None, ge=1)
-    """Largest batch the runner forms."""
-    max_latency_ms: int | None = Field(default=None, ge=1)
-    """Latency budget of a request, queueing included."""
-    max_queue_size: int | None = Field(default=None, ge=0)
-    """Requests waiting before new ones are shed."""
-    timeout_ms: int | None = Field(default=None, ge=1)
-    """Deadline of a call to the runner."""
-    max_concurrency: int | None = Field(default=None, ge=1, le=64)
-    """Batches of one method running at once per worker, each on its own model thread
-    (more than 1 helps only models that release the GIL, such as numpy or torch)."""
-
     @model_validator(mode="after")
-    def _queue_holds_a_batch(self) -> Batching:
-        queue, batch = self.max_queue_size, self.max_batch_size
-        if queue is not None and batch is not None and 0 < queue < batch:
-            raise ValueError(
-                f"maxQueueSize ({queue}) must be 0 (unbounded) or at least maxBatchSize ({batch})"
-            )
+    def _queue_holds_a_batch(self) -> _BatchingRule:
+        values = self.model_dump()
+        try:
+            contract.check_knobs(values)
+        except ValueError as exc:
+            if contract.QUEUE_HOLDS_A_BATCH not in str(exc):
+                raise
+            raise ValueError(crd_words(contract.QUEUE_HOLDS_A_BATCH, values)) from None
         return self
+
+
+def _knob_field(knob: contract.Knob) -> Any:
+    """The spec field of one batching knob: bounds and description from the knob table."""
+    # The CRD takes whole numbers (durations in milliseconds): an exclusive minimum of 0 is 1.
+    lowest = knob.minimum + 1 if knob.exclusive_minimum else knob.minimum
+    field = Field(
+        default=None,
+        alias=knob.field,
+        ge=lowest,
+        le=knob.maximum,
+        description=crd_words(knob.description),
+    )
+    return (int | None, field)
+
+
+# One optional field per knob of contract.BATCHING_KNOBS (`batching.maxBatchSize`), built
+# from the table; type checkers see the base class, which has no fields of its own.
+if TYPE_CHECKING:
+    Batching = _BatchingRule
+else:
+    Batching = create_model(
+        "Batching",
+        __base__=_BatchingRule,
+        __module__=__name__,
+        __doc__="Adaptive batching overrides; unset values keep what the Runner declares.",
+        **{knob.name: _knob_field(knob) for knob in contract.BATCHING_KNOBS},
+    )
 
 
 class MemberSpec(ComponentSpec):
