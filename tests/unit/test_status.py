@@ -9,6 +9,7 @@ import pytest
 
 from kubento_operator import crd, spec
 from kubento_operator.components import API as API_ROLE
+from kubento_operator.components import ROLES, Role
 from kubento_operator.components import RUNNER as RUNNER_ROLE
 from kubento_operator.status import Desired, Problem, compute_status
 
@@ -321,3 +322,12 @@ def test_transition_time_moves_when_status_flips() -> None:
 
 def test_never_reconciled_has_no_observed_generation() -> None:
     assert "observedGeneration" not in status_of(HEALTHY, observed=None)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_roles_status_fields_and_printer_column_are_in_the_crd(role: Role) -> None:
+    fields = crd.openapi_schema(spec.BentoDeploymentStatus)["properties"]
+    assert role.status_field in fields
+    assert role.summary_field in fields
+    columns = {c["jsonPath"] for c in crd.PRINTER_COLUMNS}
+    assert f".status.{role.summary_field}" in columns
