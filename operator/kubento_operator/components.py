@@ -54,11 +54,10 @@ class Role:
         return f"{self.plural}Ready" if self.plural else f"{self.name}Replicas"
 
     def printer_column(self) -> dict[str, Any]:
-        what = (
-            f"Ready {self.plural} / all {self.plural}."
-            if self.plural
-            else (f"Ready / desired {self.title} pods.")
-        )
+        if self.plural:
+            what = f"Ready {self.plural} / all {self.plural}."
+        else:
+            what = f"Ready / desired {self.title} pods."
         return {
             "name": self.title,
             "type": "string",
