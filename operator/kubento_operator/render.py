@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubento import contract
@@ -51,25 +51,42 @@ def render(bento_deployment: Mapping[str, Any] | spec.BentoDeployment) -> list[M
     return children
 
 
-def _runtime(
-    bd: spec.BentoDeployment, component: Component, parts: Sequence[Component]
-) -> tuple[list[str], dict[str, str]]:
-    """argv and operator-set environment of a component's container, from the runtime contract."""
-    env = {contract.ENV_DEPLOYMENT_NAME: bd.metadata.name}
-    if component.role is components.API:
-        runner_targets = {
-            part.name: contract.runner_dns_target(part.object_name, bd.metadata.namespace)
-            for part in parts
-            if part.role is components.RUNNER
-        }
-        env[contract.ENV_RUNNER_MAP] = contract.encode_runner_map(runner_targets)
-        return contract.api_command(bd.spec.service), env
-    env[contract.ENV_RUNNER_NAME] = component.name
-    batching = component.batching or spec.Batching()
-    # The spec's batching fields are the contract's override knobs, by name.
-    env |= contract.BatchingOverrides(**batching.model_dump()).to_env()
-    argv = contract.runner_command(bd.spec.service, component.name, workers=component.workers)
+Runtime = tuple[list[str], dict[str, str]]
+"""argv and operator-set environment of a component's container."""
+
+
+def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Component]) -> Runtime:
+    runner_targets = {
+        part.name: contract.runner_dns_target(part.object_name, bd.metadata.namespace)
+        for part in parts
+        if part.role is components.RUNNER
+    }
+    env = {
+        contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
+        contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_targets),
+    }
+    return contract.api_command(bd.spec.service), env
+
+
+def _runner_runtime(
+    bd: spec.BentoDeployment, runner: Component, parts: Sequence[Component]
+) -> Runtime:
+    batching = runner.batching or spec.Batching()
+    env = {
+        contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
+        contract.ENV_RUNNER_NAME: runner.name,
+        # The spec's batching fields are the contract's override knobs, by name.
+        **contract.BatchingOverrides(**batching.model_dump()).to_env(),
+    }
+    argv = contract.runner_command(bd.spec.service, runner.name, workers=runner.workers)
     return argv, env
+
+
+# How each role's process starts, from the runtime contract.
+_RUNTIME: dict[str, Callable[[spec.BentoDeployment, Component, Sequence[Component]], Runtime]] = {
+    components.API.name: _api_runtime,
+    components.RUNNER.name: _runner_runtime,
+}
 
 
 def endpoint(bd: spec.BentoDeployment) -> str:
@@ -133,7 +150,7 @@ def _component(
     if settings.autoscaling is None:
         # With an HPA the field stays unset: the HPA owns the replica count.
         deployment_spec["replicas"] = 1
-    argv, env = _runtime(bd, component, parts)
+    argv, env = _RUNTIME[component.role.name](bd, component, parts)
     deployment_spec |= {
         "selector": {"matchLabels": component.selector},
         "revisionHistoryLimit": 5,
