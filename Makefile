@@ -61,7 +61,7 @@ proto: install
 		runtime/kubento/_proto/runner.proto
 
 crds: install
-	$(VENV)/bin/kubento-operator crds --output crds
+	$(VENV)/bin/kubento-operator crds --output crds --readme README.md
 	cp crds/*.yaml charts/kubento-operator/crds/
 
 cluster-bins:

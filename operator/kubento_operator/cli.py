@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinition YAML")
     crds.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    crds.add_argument(
+        "--readme", type=Path, metavar="FILE", help="also regenerate its batching knob table"
+    )
     return parser
 
 
@@ -118,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crds":
         path = crd.write(args.output)
         print(f"wrote {path}")
+        if args.readme is not None:
+            args.readme.write_text(crd.with_knob_table(args.readme.read_text()))
+            print(f"updated the batching knob table in {args.readme}")
         return 0
     return _run(args)
 

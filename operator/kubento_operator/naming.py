@@ -1,14 +1,17 @@
 """Names and labels of the objects the operator owns.
 
-Object names must be DNS-1123 labels of at most 63 characters; when
-`<deployment>-<component>` is longer, it is cut and given a deterministic
-hash suffix so two long names never collide and a re-render names the same
-object.
+Every component's objects are named `<deployment>-<component>`, the component
+name in its DNS form (`contract.dns_label`). Object names must be DNS-1123
+labels of at most 63 characters; a longer name is cut and given a
+deterministic hash suffix so two long names never collide and a re-render
+names the same object.
 """
 
 from __future__ import annotations
 
 import hashlib
+
+from kubento import contract
 
 GROUP = "serving.kubento.io"
 VERSION = "v1alpha1"
@@ -21,9 +24,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = "kubento-operator"
 MANAGED_BY = "kubento-operator"
 
-MAX_NAME_LENGTH = 63
 HASH_LENGTH = 8
 
+# Roles of components (the `component` label value); see components.py.
 API_COMPONENT = "api"
 RUNNER_COMPONENT = "runner"
 
@@ -34,21 +37,23 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 LABEL_KUBENTO_COMPONENT = f"{GROUP}/component"
-LABEL_RUNNER = f"{GROUP}/runner"
+
+
+def member_label(role: str) -> str:
+    """The label naming which member of a role with many members a pod belongs to."""
+    return f"{GROUP}/{role}"
+
+
+LABEL_RUNNER = member_label(RUNNER_COMPONENT)
 
 ANNOTATION_CHECKSUM = f"{GROUP}/config-checksum"
-
-
-def dns_label(value: str) -> str:
-    """A runner name as it appears in object names: `model_runner_a` -> `model-runner-a`."""
-    return value.lower().replace("_", "-").replace(".", "-")
 
 
 def short_hash(value: str, length: int = HASH_LENGTH) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:length]
 
 
-def fit_name(name: str, limit: int = MAX_NAME_LENGTH) -> str:
+def fit_name(name: str, limit: int = contract.MAX_NAME_LENGTH) -> str:
     """`name` if it fits in `limit` characters, else a cut prefix plus a hash of the full name."""
     if len(name) <= limit:
         return name
@@ -56,33 +61,34 @@ def fit_name(name: str, limit: int = MAX_NAME_LENGTH) -> str:
     return f"{prefix}-{short_hash(name)}"
 
 
+def object_name(deployment: str, component: str) -> str:
+    """Name of one component's Deployment, Service and HPA (and the API's Ingress)."""
+    return fit_name(f"{deployment}-{contract.dns_label(component)}")
+
+
 def api_name(deployment: str) -> str:
     """Name of the API Deployment, Service, HPA and Ingress."""
-    return fit_name(f"{deployment}-{API_COMPONENT}")
+    return object_name(deployment, API_COMPONENT)
 
 
-def runner_name(deployment: str, runner: str) -> str:
-    """Name of a runner's Deployment, headless Service and HPA."""
-    return fit_name(f"{deployment}-{dns_label(runner)}")
-
-
-def selector_labels(deployment: str, component: str, runner: str | None = None) -> dict[str, str]:
-    """Labels that select one component's pods (immutable on a Deployment)."""
-    labels = {LABEL_DEPLOYMENT: deployment, LABEL_KUBENTO_COMPONENT: component}
-    if runner is not None:
-        labels[LABEL_RUNNER] = runner
+def selector_labels(deployment: str, role: str, member: str | None = None) -> dict[str, str]:
+    """Labels that select one component's pods (immutable on a Deployment); `member` is the
+    component's name when its role has many members (runners)."""
+    labels = {LABEL_DEPLOYMENT: deployment, LABEL_KUBENTO_COMPONENT: role}
+    if member is not None:
+        labels[member_label(role)] = member
     return labels
 
 
-def component_labels(deployment: str, component: str, runner: str | None = None) -> dict[str, str]:
+def component_labels(deployment: str, role: str, member: str | None = None) -> dict[str, str]:
     """Recommended `app.kubernetes.io/*` labels plus the selector labels."""
     return {
         LABEL_NAME: "kubento",
         LABEL_INSTANCE: deployment,
-        LABEL_COMPONENT: component,
+        LABEL_COMPONENT: role,
         LABEL_PART_OF: deployment,
         LABEL_MANAGED_BY: MANAGED_BY,
-        **selector_labels(deployment, component, runner),
+        **selector_labels(deployment, role, member),
     }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubento import contract
-from kubento_operator import naming, spec
+from kubento_operator import components, naming, spec
+from kubento_operator.components import Component
 
 Manifest = dict[str, Any]
 
@@ -21,8 +22,6 @@ DEFAULT_CPU_REQUEST = "250m"
 DEFAULT_CPU_UTILIZATION = 80
 GPU_RESOURCE = "nvidia.com/gpu"
 TMP_VOLUME = "tmp"
-API_CONTAINER = "api"
-RUNNER_CONTAINER = "runner"
 
 # (startup, readiness, liveness) defaults; startup allows 5 minutes for a model load.
 _PROBE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -42,66 +41,52 @@ def render(bento_deployment: Mapping[str, Any] | spec.BentoDeployment) -> list[M
         if isinstance(bento_deployment, spec.BentoDeployment)
         else spec.parse(bento_deployment)
     )
-    name, namespace = bd.metadata.name, bd.metadata.namespace
+    parts = components.components_of(bd)
+    children: list[Manifest] = []
+    for component in parts:
+        children += _component(bd, component, parts)
+        ingress = bd.spec.ingress
+        if component.role.entry and ingress is not None and ingress.enabled:
+            children.append(_ingress(bd, component, ingress))
+    return children
+
+
+Runtime = tuple[list[str], dict[str, str]]
+"""argv and operator-set environment of a component's container."""
+
+
+def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Component]) -> Runtime:
     runner_targets = {
-        runner.name: contract.runner_dns_target(naming.runner_name(name, runner.name), namespace)
-        for runner in bd.spec.runners
+        part.name: contract.runner_dns_target(part.object_name, bd.metadata.namespace)
+        for part in parts
+        if part.role is components.RUNNER
     }
-    api_env = {
-        contract.ENV_DEPLOYMENT_NAME: name,
+    env = {
+        contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
         contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_targets),
     }
-    children = _component(
-        bd,
-        component=bd.spec,
-        object_name=naming.api_name(name),
-        labels=naming.component_labels(name, naming.API_COMPONENT),
-        selector=naming.selector_labels(name, naming.API_COMPONENT),
-        container=_container(
-            API_CONTAINER,
-            bd,
-            bd.spec,
-            contract.api_command(bd.spec.service),
-            ports=[(contract.API_PORT_NAME, contract.API_PORT)],
-            env=api_env,
-            probe=_http_probe,
-        ),
-        service_ports=[(contract.API_PORT_NAME, contract.API_PORT)],
-        headless=False,
-    )
-    if bd.spec.ingress is not None and bd.spec.ingress.enabled:
-        children.append(_ingress(bd, bd.spec.ingress))
-    for runner in bd.spec.runners:
-        batching = runner.batching or spec.Batching()
-        runner_env = {
-            contract.ENV_DEPLOYMENT_NAME: name,
-            contract.ENV_RUNNER_NAME: runner.name,
-            # The spec's batching fields are the contract's override knobs, by name.
-            **contract.BatchingOverrides(**batching.model_dump()).to_env(),
-        }
-        ports = [
-            (contract.RUNNER_PORT_NAME, contract.RUNNER_PORT),
-            (contract.RUNNER_METRICS_PORT_NAME, contract.RUNNER_METRICS_PORT),
-        ]
-        children += _component(
-            bd,
-            component=runner,
-            object_name=naming.runner_name(name, runner.name),
-            labels=naming.component_labels(name, naming.RUNNER_COMPONENT, runner.name),
-            selector=naming.selector_labels(name, naming.RUNNER_COMPONENT, runner.name),
-            container=_container(
-                RUNNER_CONTAINER,
-                bd,
-                runner,
-                contract.runner_command(bd.spec.service, runner.name, workers=runner.workers),
-                ports=ports,
-                env=runner_env,
-                probe=_grpc_probe,
-            ),
-            service_ports=ports,
-            headless=True,
-        )
-    return children
+    return contract.api_command(bd.spec.service), env
+
+
+def _runner_runtime(
+    bd: spec.BentoDeployment, runner: Component, parts: Sequence[Component]
+) -> Runtime:
+    batching = runner.batching or spec.Batching()
+    env = {
+        contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
+        contract.ENV_RUNNER_NAME: runner.name,
+        # The spec's batching fields are the contract's override knobs, by name.
+        **contract.BatchingOverrides(**batching.model_dump()).to_env(),
+    }
+    argv = contract.runner_command(bd.spec.service, runner.name, workers=runner.workers)
+    return argv, env
+
+
+# How each role's process starts, from the runtime contract.
+_RUNTIME: dict[str, Callable[[spec.BentoDeployment, Component, Sequence[Component]], Runtime]] = {
+    components.API.name: _api_runtime,
+    components.RUNNER.name: _runner_runtime,
+}
 
 
 def endpoint(bd: spec.BentoDeployment) -> str:
@@ -140,43 +125,38 @@ def _metadata(bd: spec.BentoDeployment, name: str, labels: dict[str, str]) -> di
 
 
 def _component(
-    bd: spec.BentoDeployment,
-    *,
-    component: spec.Component,
-    object_name: str,
-    labels: dict[str, str],
-    selector: dict[str, str],
-    container: dict[str, Any],
-    service_ports: list[tuple[str, int]],
-    headless: bool,
+    bd: spec.BentoDeployment, component: Component, parts: Sequence[Component]
 ) -> list[Manifest]:
+    """The Service, Deployment and (with autoscaling) HPA of one component."""
+    settings, labels, name = component.settings, component.labels, component.object_name
     service: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(bd, object_name, labels),
+        "metadata": _metadata(bd, name, labels),
         "spec": {
             "type": "ClusterIP",
-            "selector": dict(selector),
+            "selector": component.selector,
             "ports": [
                 {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
-                for port_name, port in service_ports
+                for port_name, port in component.role.ports
             ],
         },
     }
-    if headless:
+    if component.role.headless:
         # Headless: DNS returns every ready pod, and the API's gRPC client balances
         # calls across them; a ClusterIP would pin each HTTP/2 connection to one pod.
         service["spec"]["clusterIP"] = "None"
     deployment_spec: dict[str, Any] = {}
-    if component.autoscaling is None:
+    if settings.autoscaling is None:
         # With an HPA the field stays unset: the HPA owns the replica count.
         deployment_spec["replicas"] = 1
+    argv, env = _RUNTIME[component.role.name](bd, component, parts)
     deployment_spec |= {
-        "selector": {"matchLabels": dict(selector)},
+        "selector": {"matchLabels": component.selector},
         "revisionHistoryLimit": 5,
-        "template": _pod_template(bd, component, labels, container),
+        "template": _pod_template(bd, settings, labels, _container(bd, component, argv, env)),
     }
-    strategy = _rolling_update(component)
+    strategy = _rolling_update(settings)
     if strategy:
         deployment_spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": strategy}
     children: list[Manifest] = [
@@ -184,16 +164,16 @@ def _component(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _metadata(bd, object_name, labels),
+            "metadata": _metadata(bd, name, labels),
             "spec": deployment_spec,
         },
     ]
-    if component.autoscaling is not None:
-        children.append(_hpa(bd, component.autoscaling, object_name, labels))
+    if settings.autoscaling is not None:
+        children.append(_hpa(bd, settings.autoscaling, name, labels))
     return children
 
 
-def _gpus(component: spec.Component) -> int:
+def _gpus(component: spec.ComponentSpec) -> int:
     resources = component.resources
     if resources is None:
         return 0
@@ -203,7 +183,7 @@ def _gpus(component: spec.Component) -> int:
     return 0
 
 
-def _rolling_update(component: spec.Component) -> dict[str, int | str]:
+def _rolling_update(component: spec.ComponentSpec) -> dict[str, int | str]:
     strategy: dict[str, int | str] = {}
     if _gpus(component):
         # A GPU rollout must never need a spare GPU: replace pods one by one.
@@ -224,7 +204,7 @@ def _must_match(name: str) -> bool:
     return bool(domain) and not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io"))
 
 
-def _resources(component: spec.Component) -> dict[str, dict[str, str]]:
+def _resources(component: spec.ComponentSpec) -> dict[str, dict[str, str]]:
     resources = component.resources or spec.Resources()
     wanted = resources.requests or spec.ResourceList()
     capped = resources.limits or spec.ResourceList()
@@ -252,7 +232,9 @@ def _resources(component: spec.Component) -> dict[str, dict[str, str]]:
     return result
 
 
-def _probe_timing(component: spec.Component, kind: str, handler: dict[str, Any]) -> dict[str, Any]:
+def _probe_timing(
+    component: spec.ComponentSpec, kind: str, handler: dict[str, Any]
+) -> dict[str, Any]:
     probe = {**handler, **_PROBE_DEFAULTS[kind]}
     overrides = getattr(component.probes, kind, None) if component.probes else None
     if overrides is not None:
@@ -260,41 +242,35 @@ def _probe_timing(component: spec.Component, kind: str, handler: dict[str, Any])
     return probe
 
 
-def _http_probe(kind: str) -> dict[str, Any]:
+def _probe(role: components.Role, kind: str) -> dict[str, Any]:
+    if role.probe == "grpc":
+        return {"grpc": {"port": contract.RUNNER_PORT}}
     path = contract.READINESS_PATH if kind == "readiness" else contract.LIVENESS_PATH
     return {"httpGet": {"path": path, "port": contract.API_PORT_NAME}}
 
 
-def _grpc_probe(kind: str) -> dict[str, Any]:
-    return {"grpc": {"port": contract.RUNNER_PORT}}
-
-
 def _container(
-    container_name: str,
-    bd: spec.BentoDeployment,
-    component: spec.Component,
-    argv: list[str],
-    *,
-    ports: list[tuple[str, int]],
-    env: dict[str, str],
-    probe: Any,
+    bd: spec.BentoDeployment, component: Component, argv: list[str], env: dict[str, str]
 ) -> dict[str, Any]:
-    user_env = [env_var.model_dump(by_alias=True, exclude_none=True) for env_var in component.envs]
-    extra = component.extra_pod_spec or spec.ExtraPodSpec()
+    settings = component.settings
+    user_env = [env_var.model_dump(by_alias=True, exclude_none=True) for env_var in settings.envs]
+    extra = settings.extra_pod_spec or spec.ExtraPodSpec()
+    probes = {
+        f"{kind}Probe": _probe_timing(settings, kind, _probe(component.role, kind))
+        for kind in ("startup", "readiness", "liveness")
+    }
     container: dict[str, Any] = {
-        "name": container_name,
+        "name": component.role.name,
         "image": bd.spec.image,
         "command": argv[:1],
         "args": argv[1:],
         "ports": [
             {"name": port_name, "containerPort": port, "protocol": "TCP"}
-            for port_name, port in ports
+            for port_name, port in component.role.ports
         ],
         "env": [{"name": key, "value": value} for key, value in env.items()] + user_env,
-        "resources": _resources(component),
-        "startupProbe": _probe_timing(component, "startup", probe("startup")),
-        "readinessProbe": _probe_timing(component, "readiness", probe("readiness")),
-        "livenessProbe": _probe_timing(component, "liveness", probe("liveness")),
+        "resources": _resources(settings),
+        **probes,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -311,7 +287,7 @@ def _container(
 
 def _pod_template(
     bd: spec.BentoDeployment,
-    component: spec.Component,
+    component: spec.ComponentSpec,
     labels: dict[str, str],
     container: dict[str, Any],
 ) -> dict[str, Any]:
@@ -389,8 +365,8 @@ def _hpa(
     }
 
 
-def _ingress(bd: spec.BentoDeployment, ingress: spec.Ingress) -> Manifest:
-    name = naming.api_name(bd.metadata.name)
+def _ingress(bd: spec.BentoDeployment, entry: Component, ingress: spec.Ingress) -> Manifest:
+    name = entry.object_name
     rule: dict[str, Any] = {
         "http": {
             "paths": [
@@ -406,7 +382,7 @@ def _ingress(bd: spec.BentoDeployment, ingress: spec.Ingress) -> Manifest:
     }
     if ingress.host:
         rule["host"] = ingress.host
-    metadata = _metadata(bd, name, naming.component_labels(bd.metadata.name, naming.API_COMPONENT))
+    metadata = _metadata(bd, name, entry.labels)
     if ingress.annotations:
         metadata["annotations"] = dict(ingress.annotations)
     ingress_spec: dict[str, Any] = {"rules": [rule]}

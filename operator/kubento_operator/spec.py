@@ -5,9 +5,15 @@ they fit (`resources.requests.cpu`, `autoscaling.minReplicas`, `envs`,
 `runners[].name`, `ingress.enabled`, `extraPodMetadata`, `extraPodSpec`), so
 a Yatai manifest moves over by replacing `bento:` with `image:` + `service:`.
 
-Runner names are the names the Python `Runner(name=...)` declares, so they may
-hold underscores (Yatai's sample uses `model_runner_a`); object names use the
-DNS-1123 form (`model-runner-a`), and two runners whose names collide in that
+A BentoDeployment is a list of components (see components.py): the top level
+of the spec is the API component, as in Yatai, and each `runners[]` entry is
+a runner component. Every component carries the same settings
+(`ComponentSpec`); components of a role with many members also carry a name,
+workers and batching (`MemberSpec`).
+
+Member names are the names the Python code declares (`Runner(name=...)`), so
+they may hold underscores (Yatai's sample uses `model_runner_a`); object names
+use the DNS-1123 form (`model-runner-a`), and two names that collide in that
 form are rejected.
 """
 
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,18 +30,19 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from kubento import contract
 from kubento_operator import naming
 
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-RUNNER_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
 SERVICE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 RESOURCE_NAME_PATTERN = (
@@ -278,8 +285,8 @@ class ExtraPodSpec(Model):
     """Mounts added to the component's container."""
 
 
-class Component(Model):
-    """What the API server and each runner have in common."""
+class ComponentSpec(Model):
+    """The settings every component has, whatever its role."""
 
     resources: Resources | None = None
     """Container resources."""
@@ -299,49 +306,82 @@ class Component(Model):
     _envs_unique = field_validator("envs")(_unique_env_names)
 
 
-class Batching(Model):
-    """Adaptive batching overrides; unset values keep what the Runner declares."""
+def crd_words(text: str, values: Mapping[str, object] | None = None) -> str:
+    """`text` with each batching knob's name written as its CRD field (`max_batch_size` ->
+    `maxBatchSize`), followed by its value in `values` when given."""
+    for knob in contract.BATCHING_KNOBS:
+        word = knob.field if values is None else f"{knob.field} ({values.get(knob.name)})"
+        text = re.sub(rf"\b{knob.name}\b", word, text)
+    return text
+
+
+_QUEUE = contract.KNOBS["max_queue_size"].field
+_BATCH = contract.KNOBS["max_batch_size"].field
+
+
+class _BatchingRule(Model):
+    """The rule between batching knobs (contract.QUEUE_HOLDS_A_BATCH), in pydantic and CEL."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(self.maxQueueSize) || !has(self.maxBatchSize) || "
-                    "self.maxQueueSize == 0 || self.maxQueueSize >= self.maxBatchSize",
-                    "message": "maxQueueSize must be 0 (unbounded) or at least maxBatchSize",
-                    "fieldPath": ".maxQueueSize",
+                    "rule": f"!has(self.{_QUEUE}) || !has(self.{_BATCH}) || "
+                    f"self.{_QUEUE} == 0 || self.{_QUEUE} >= self.{_BATCH}",
+                    "message": crd_words(contract.QUEUE_HOLDS_A_BATCH),
+                    "fieldPath": f".{_QUEUE}",
                 }
             ]
         }
     )
 
-    max_batch_size: int | None = Field(default=None, ge=1)
-    """Largest batch the runner forms."""
-    max_latency_ms: int | None = Field(default=None, ge=1)
-    """Latency budget of a request, queueing included."""
-    max_queue_size: int | None = Field(default=None, ge=0)
-    """Requests waiting before new ones are shed."""
-    timeout_ms: int | None = Field(default=None, ge=1)
-    """Deadline of a call to the runner."""
-    max_concurrency: int | None = Field(default=None, ge=1, le=64)
-    """Batches of one method running at once per worker, each on its own model thread
-    (more than 1 helps only models that release the GIL, such as numpy or torch)."""
-
     @model_validator(mode="after")
-    def _queue_holds_a_batch(self) -> Batching:
-        queue, batch = self.max_queue_size, self.max_batch_size
-        if queue is not None and batch is not None and 0 < queue < batch:
-            raise ValueError(
-                f"maxQueueSize ({queue}) must be 0 (unbounded) or at least maxBatchSize ({batch})"
-            )
+    def _queue_holds_a_batch(self) -> _BatchingRule:
+        values = self.model_dump()
+        try:
+            contract.check_knobs(values)
+        except ValueError as exc:
+            if contract.QUEUE_HOLDS_A_BATCH not in str(exc):
+                raise
+            raise ValueError(crd_words(contract.QUEUE_HOLDS_A_BATCH, values)) from None
         return self
 
 
-class RunnerSpec(Component):
-    """One runner: its own Deployment, headless Service and HPA."""
+def _knob_field(knob: contract.Knob) -> Any:
+    """The spec field of one batching knob: bounds and description from the knob table."""
+    # The CRD takes whole numbers (durations in milliseconds): an exclusive minimum of 0 is 1.
+    lowest = knob.minimum + 1 if knob.exclusive_minimum else knob.minimum
+    field = Field(
+        default=None,
+        alias=knob.field,
+        ge=lowest,
+        le=knob.maximum,
+        description=crd_words(knob.description),
+    )
+    return (int | None, field)
 
-    name: str = Field(min_length=1, max_length=63, pattern=RUNNER_NAME_PATTERN)
-    """The Runner's name as declared in the service (underscores allowed)."""
+
+# One optional field per knob of contract.BATCHING_KNOBS (`batching.maxBatchSize`), built
+# from the table; type checkers see the base class, which has no fields of its own.
+if TYPE_CHECKING:
+    Batching = _BatchingRule
+else:
+    Batching = create_model(
+        "Batching",
+        __base__=_BatchingRule,
+        __module__=__name__,
+        __doc__="Adaptive batching overrides; unset values keep what the Runner declares.",
+        **{knob.name: _knob_field(knob) for knob in contract.BATCHING_KNOBS},
+    )
+
+
+class MemberSpec(ComponentSpec):
+    """A component of a role with many members (a runner): named, with workers and batching."""
+
+    name: str = Field(
+        min_length=1, max_length=contract.MAX_NAME_LENGTH, pattern=contract.NAME_PATTERN
+    )
+    """The name the service declares, e.g. `Runner(name=...)` (underscores allowed)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes per pod."""
     batching: Batching | None = None
@@ -350,9 +390,13 @@ class RunnerSpec(Component):
     @field_validator("name")
     @classmethod
     def _not_api(cls, value: str) -> str:
-        if naming.dns_label(value) == naming.API_COMPONENT:
-            raise ValueError("'api' names the API server's objects; choose another runner name")
+        if contract.dns_label(value) == naming.API_COMPONENT:
+            raise ValueError("'api' names the API server's objects; choose another name")
         return value
+
+
+class RunnerSpec(MemberSpec):
+    """One runner: its own Deployment, headless Service and HPA."""
 
 
 class TLS(Model):
@@ -392,11 +436,11 @@ class LocalObjectReference(Model):
     """Name of the object."""
 
 
-class BentoDeploymentSpec(Component):
+class BentoDeploymentSpec(ComponentSpec):
     """A served application: one API server Deployment plus one Deployment per runner.
 
-    Top-level resources, autoscaling, envs, probes and extra pod fields apply to
-    the API server; each runner carries its own.
+    The top-level component settings (resources, autoscaling, envs, probes, strategy,
+    extra pod fields) are the API server's; each runner carries its own.
     """
 
     model_config = ConfigDict(
@@ -428,15 +472,7 @@ class BentoDeploymentSpec(Component):
     @field_validator("runners")
     @classmethod
     def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
-        seen: dict[str, str] = {}
-        for runner in runners:
-            label = naming.dns_label(runner.name)
-            if label in seen:
-                raise ValueError(
-                    f"runner names must be unique: {runner.name!r} and {seen[label]!r} "
-                    f"both name objects {label!r}"
-                )
-            seen[label] = runner.name
+        contract.check_distinct("runner", (runner.name for runner in runners))
         return runners
 
 
@@ -503,7 +539,7 @@ class ObjectMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(
-        min_length=1, max_length=naming.MAX_NAME_LENGTH, pattern=DEPLOYMENT_NAME_PATTERN
+        min_length=1, max_length=contract.MAX_NAME_LENGTH, pattern=DEPLOYMENT_NAME_PATTERN
     )
     namespace: str = "default"
     uid: str | None = None

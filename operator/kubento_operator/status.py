@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubento_operator import naming, spec
+from kubento_operator.components import ROLES, Role, components_of
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -45,10 +46,10 @@ class Desired:
     """One component the spec asks for."""
 
     name: str
-    """`api` or the runner's name."""
+    """`api` or the member's name."""
     deployment: str
     """Name of its Deployment."""
-    runner: bool
+    role: Role
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,7 @@ class Problem:
 
 
 def desired_components(bd: spec.BentoDeployment) -> list[Desired]:
-    name = bd.metadata.name
-    return [Desired(naming.API_COMPONENT, naming.api_name(name), runner=False)] + [
-        Desired(runner.name, naming.runner_name(name, runner.name), runner=True)
-        for runner in bd.spec.runners
-    ]
+    return [Desired(part.name, part.object_name, part.role) for part in components_of(bd)]
 
 
 def _get(obj: Mapping[str, Any], *path: str) -> Any:
@@ -128,12 +125,11 @@ def _deployment_condition(deployment: Mapping[str, Any], kind: str) -> Mapping[s
 
 def _pod_component(pod: Mapping[str, Any], components: Sequence[Desired]) -> Desired | None:
     labels = _get(pod, "metadata", "labels") or {}
-    kind = labels.get(naming.LABEL_KUBENTO_COMPONENT)
-    runner = labels.get(naming.LABEL_RUNNER)
+    role = labels.get(naming.LABEL_KUBENTO_COMPONENT)
     for desired in components:
-        if desired.runner and kind == naming.RUNNER_COMPONENT and runner == desired.name:
-            return desired
-        if not desired.runner and kind == naming.API_COMPONENT:
+        if desired.role.name == role and (
+            not desired.role.many or labels.get(naming.member_label(role)) == desired.name
+        ):
             return desired
     return None
 
@@ -335,16 +331,22 @@ def compute_status(
         "conditions": conditions,
     }
     if components:
-        api = [d for d in components if not d.runner]
-        runners = [d for d in components if d.runner]
-        status["api"] = component_status(api[0], by_name.get(api[0].deployment))
-        status["runners"] = [component_status(d, by_name.get(d.deployment)) for d in runners]
-        ready_runners = sum(_available(by_name.get(d.deployment)) for d in runners)
+        for role in ROLES:
+            members = [d for d in components if d.role == role]
+            if role.many:
+                status[role.status_field] = [
+                    component_status(d, by_name.get(d.deployment)) for d in members
+                ]
+                ready_members = sum(_available(by_name.get(d.deployment)) for d in members)
+                status[role.summary_field] = f"{ready_members}/{len(members)}"
+            elif members:
+                (only,) = members
+                one = component_status(only, by_name.get(only.deployment))
+                status[role.status_field] = one
+                status[role.summary_field] = (
+                    f"{one.get('readyReplicas', 0)}/{one.get('desiredReplicas', 0)}"
+                )
         status["readyComponents"] = f"{ready_count}/{len(components)}"
-        status["apiReplicas"] = (
-            f"{status['api'].get('readyReplicas', 0)}/{status['api'].get('desiredReplicas', 0)}"
-        )
-        status["runnersReady"] = f"{ready_runners}/{len(runners)}"
     if endpoint is not None:
         status["endpoint"] = endpoint
     if status["observedGeneration"] is None:

@@ -77,8 +77,9 @@ def check_distinct(kind: str, names: Iterable[str]) -> None:
     for name in names:
         other = seen.setdefault(dns_label(name), name)
         if other != name:
+            first, second = sorted((other, name))  # the same message whatever the listing order
             raise ValueError(
-                f"{kind} names {other!r} and {name!r} both become {dns_label(name)!r} in "
+                f"{kind} names {first!r} and {second!r} both become {dns_label(name)!r} in "
                 f"Kubernetes object names; rename one"
             )
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubento import contract
 from tests.cluster.controlplane import IMAGE, ControlPlane
 from tests.cluster.operator_process import (
     REPO,
@@ -330,7 +331,7 @@ INVALID = {
     "bad-runner-name": (
         lambda m: m["spec"]["runners"][0].update(name="Embed.Small"),
         'spec.runners[0].name: Invalid value: "Embed.Small": spec.runners[0].name in body '
-        "should match '^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$'",
+        f"should match '{contract.NAME_PATTERN}'",
     ),
     "missing-required-field": (
         lambda m: m["spec"].pop("service"),

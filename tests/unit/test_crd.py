@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from kubento_operator import crd, naming
+from kubento import contract
+from kubento_operator import crd, naming, spec
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "crds" / f"{crd.CRD_NAME}.yaml"
@@ -148,3 +149,45 @@ def test_crd_schema_rejects_a_misspelt_quantity() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         _openapi_validator().validate(bad)
+
+
+def batching_schema() -> dict[str, Any]:
+    return dict(walk(schema()))[".spec.runners[].batching"]
+
+
+def test_batching_fields_are_the_knob_tables_fields() -> None:
+    assert list(batching_schema()["properties"]) == [k.field for k in contract.BATCHING_KNOBS]
+
+
+@pytest.mark.parametrize("knob", contract.BATCHING_KNOBS, ids=lambda knob: knob.name)
+def test_batching_field_descriptions_and_bounds_derive_from_the_knob_table(
+    knob: contract.Knob,
+) -> None:
+    node = batching_schema()["properties"][knob.field]
+    assert node["description"] == " ".join(spec.crd_words(knob.description).split())
+    assert node["type"] == "integer"
+    assert node["minimum"] == knob.minimum + (1 if knob.exclusive_minimum else 0)
+    assert node.get("maximum") == knob.maximum
+
+
+def test_committed_crd_describes_the_queue_in_rows_and_the_latency_as_queue_wait() -> None:
+    committed = yaml.safe_load(COMMITTED.read_text())
+    (only,) = committed["spec"]["versions"]
+    batching = only["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["runners"][
+        "items"
+    ]["properties"]["batching"]["properties"]
+    assert batching["maxQueueSize"]["description"].startswith("Rows (not calls)")
+    assert "wait in the queue" in batching["maxLatencyMs"]["description"]
+
+
+def test_cel_rule_between_knobs_says_the_contracts_rule_in_crd_field_names() -> None:
+    (rule,) = batching_schema()["x-kubernetes-validations"]
+    assert rule["message"] == ("maxQueueSize must be 0 (unbounded) or at least maxBatchSize")
+    assert rule["message"] == spec.crd_words(contract.QUEUE_HOLDS_A_BATCH)
+
+
+def test_readme_knob_table_is_up_to_date() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert crd.knob_table() in readme, (
+        "README.md's batching knob table is stale: run `make crds` and commit the result"
+    )

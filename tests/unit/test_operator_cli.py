@@ -77,3 +77,11 @@ def test_run_rejects_standalone_with_peering() -> None:
     result = run("run", "--standalone", "--peering", "x")
     assert result.returncode == 2
     assert "not allowed with argument" in result.stderr
+
+
+def test_crds_regenerates_the_readme_knob_table(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{crd.README_BEGIN}\nstale\n{crd.README_END}\nafter\n")
+    result = run("crds", "--output", str(tmp_path), "--readme", str(readme))
+    assert result.returncode == 0, result.stderr
+    assert readme.read_text() == f"before\n{crd.knob_table()}\nafter\n"

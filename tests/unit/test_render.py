@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +128,7 @@ def test_every_rendered_object_is_valid_kubernetes(case: str, obj: dict[str, Any
     assert children
     for child in children:
         kubernetes_validate.validate(child, KUBERNETES_VERSION, strict=True)
-        assert len(child["metadata"]["name"]) <= naming.MAX_NAME_LENGTH
+        assert len(child["metadata"]["name"]) <= contract.MAX_NAME_LENGTH
 
 
 def test_examples_exist() -> None:
@@ -200,7 +199,7 @@ def test_runner_container_runs_the_contract_command_with_workers_and_batching() 
 
 
 def test_the_specs_batching_fields_are_the_contracts_override_knobs() -> None:
-    knobs = {knob.name for knob in dataclasses.fields(contract.BatchingOverrides)}
+    knobs = {knob.name for knob in contract.BATCHING_KNOBS}
     assert set(spec.Batching.model_fields) == knobs
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kubento import contract
 from kubento_operator import naming, spec
 from kubento_operator.render import render
 
@@ -203,3 +204,17 @@ def test_ingress_tls_needs_a_host() -> None:
 def test_further_problems_are_counted_in_the_message() -> None:
     obj = copy.deepcopy(minimal(resources={"limits": {"memory": "x", "cpu": "y"}}))
     assert "(and 1 more problem)" in str(error_of(obj))
+
+
+@pytest.mark.parametrize("knob", contract.BATCHING_KNOBS, ids=lambda knob: knob.name)
+def test_a_batching_knob_below_its_tables_minimum_is_named(knob: contract.Knob) -> None:
+    too_low = knob.minimum if knob.exclusive_minimum else knob.minimum - 1
+    error = error_of(minimal(runners=[{"name": "r", "batching": {knob.field: too_low}}]))
+    assert error.field == f"spec.runners[0].batching.{knob.field}"
+
+
+def test_a_batching_knob_above_its_tables_maximum_is_named() -> None:
+    knob = contract.KNOBS["max_concurrency"]
+    assert knob.maximum is not None
+    error = error_of(minimal(runners=[{"name": "r", "batching": {knob.field: knob.maximum + 1}}]))
+    assert error.field == "spec.runners[0].batching.maxConcurrency"

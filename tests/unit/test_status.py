@@ -8,12 +8,15 @@ import jsonschema
 import pytest
 
 from kubento_operator import crd, spec
+from kubento_operator.components import API as API_ROLE
+from kubento_operator.components import ROLES, Role
+from kubento_operator.components import RUNNER as RUNNER_ROLE
 from kubento_operator.status import Desired, Problem, compute_status
 
 NOW = "2025-01-01T00:00:10Z"
 EARLIER = "2025-01-01T00:00:00Z"
-API = Desired("api", "demo-api", runner=False)
-RUNNER = Desired("classifier", "demo-classifier", runner=True)
+API = Desired("api", "demo-api", API_ROLE)
+RUNNER = Desired("classifier", "demo-classifier", RUNNER_ROLE)
 COMPONENTS = [API, RUNNER]
 
 
@@ -53,14 +56,17 @@ def pod(
     deleting: bool = False,
 ) -> dict[str, Any]:
     labels = {"serving.kubento.io/deployment": "demo"}
-    if component.runner:
+    if component.role is RUNNER_ROLE:
         labels |= {
             "serving.kubento.io/component": "runner",
             "serving.kubento.io/runner": "classifier",
         }
     else:
         labels |= {"serving.kubento.io/component": "api"}
-    container: dict[str, Any] = {"name": "runner" if component.runner else "api", "restartCount": 4}
+    container: dict[str, Any] = {
+        "name": "runner" if component.role is RUNNER_ROLE else "api",
+        "restartCount": 4,
+    }
     container["state"] = {"waiting": waiting} if waiting else {"running": {}}
     if last_terminated:
         container["lastState"] = {"terminated": last_terminated}
@@ -316,3 +322,12 @@ def test_transition_time_moves_when_status_flips() -> None:
 
 def test_never_reconciled_has_no_observed_generation() -> None:
     assert "observedGeneration" not in status_of(HEALTHY, observed=None)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_roles_status_fields_and_printer_column_are_in_the_crd(role: Role) -> None:
+    fields = crd.openapi_schema(spec.BentoDeploymentStatus)["properties"]
+    assert role.status_field in fields
+    assert role.summary_field in fields
+    columns = {c["jsonPath"] for c in crd.PRINTER_COLUMNS}
+    assert f".status.{role.summary_field}" in columns
