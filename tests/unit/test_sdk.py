@@ -64,7 +64,7 @@ def test_runner_names_must_be_unique_per_service() -> None:
             runners=[kubento.Runner(Doubler, name="same"), kubento.Runner(Doubler, name="same")],
         )
     with pytest.raises(
-        ValueError, match="'a_b' and 'a-b' both become 'a-b' in Kubernetes object names"
+        ValueError, match="'a-b' and 'a_b' both become 'a-b' in Kubernetes object names"
     ):
         kubento.Service(
             "svc",
