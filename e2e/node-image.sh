@@ -60,7 +60,8 @@ fi
 bash "$here/node-bins.sh" "$bins"
 
 # --- the base image ------------------------------------------------------------------------
-base="kubento/kind-base:$stamp"
+base="kubento/kind-base:$( (echo "$kind_version $packages $bins" && sed -n '/^# --- the base image/,/^# --- the Kubernetes/p' "${BASH_SOURCE[0]}") |
+	sha256sum | cut -c1-12)"
 if ! docker image inspect "$base" >/dev/null 2>&1; then
 	rootfs="$work/rootfs"
 	rm -rf "$rootfs"
@@ -158,8 +159,9 @@ json.dump(repositories, open(sys.argv[1], "w"))
 PY
 (
 	cd "$archive"
-	shopt -s extglob
-	tar -cf "$k8s/server/bin/kube-proxy.tar" repositories !(repositories)
+	entries=(repositories)
+	for entry in *; do [[ "$entry" == repositories ]] || entries+=("$entry"); done
+	tar -cf "$k8s/server/bin/kube-proxy.tar" "${entries[@]}"
 )
 rm -rf "$archive"
 tar -C "$work" -czf "$work/kubernetes-server-linux-amd64.tar.gz" kubernetes

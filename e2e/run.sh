@@ -154,11 +154,15 @@ forward() { # forward BD: port-forward the API Service of BentoDeployment $1 to 
 	local service
 	service=$(component "$1" api services)
 	[[ -n "$service" ]] || die "no API Service labelled serving.kubento.io/deployment=$1"
-	k port-forward "$service" "$LOCAL_PORT:http" >>"$artifacts/port-forward.log" 2>&1 &
+	# kubectl itself, not the k function: $! must be kubectl's pid for stop_forward to end it
+	kubectl -n "$APP_NAMESPACE" port-forward "$service" "$LOCAL_PORT:http" >>"$artifacts/port-forward.log" 2>&1 &
 	port_forward_pid=$!
 }
 stop_forward() {
-	if [[ -n "$port_forward_pid" ]]; then kill "$port_forward_pid" 2>/dev/null || true; fi
+	if [[ -n "$port_forward_pid" ]]; then
+		kill "$port_forward_pid" 2>/dev/null || true
+		wait "$port_forward_pid" 2>/dev/null || true
+	fi
 	port_forward_pid=""
 }
 
@@ -171,6 +175,7 @@ import json, sys
 bd = json.load(sys.stdin)
 name, image, service = sys.argv[1:4]
 bd["metadata"]["name"] = name
+bd["metadata"].pop("namespace", None)
 spec = bd["spec"]
 spec.update(image=image, imagePullPolicy="Never" if image.endswith(":e2e") else "IfNotPresent")
 if service:
