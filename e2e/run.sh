@@ -397,7 +397,10 @@ k patch bentodeployment quickstart --type=json \
 	-p '[{"op": "add", "path": "/spec/runners/0/autoscaling", "value": {"minReplicas": 3, "maxReplicas": 3}}]'
 eventually 300 runner_ready "$runner" 3 || die "$runner did not reach 3 ready pods"
 k wait bentodeployment/quickstart --for=condition=Ready --timeout=5m
-trickle trickle-spread quickstart classify 20
+# The API's channels reach new runner pods when they reconnect and re-resolve the headless
+# Service: runner workers close connections after a minute (grpc max_connection_age), so the
+# trickle runs long enough for every channel to have done so once.
+trickle trickle-spread quickstart classify 90
 results=$(trickle_results trickle-spread)
 failed=$(awk '$2 != 200' <<<"$results" | wc -l)
 ((failed == 0)) || die "$failed requests failed with 3 runner pods"
