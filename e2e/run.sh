@@ -437,7 +437,7 @@ echo "Degraded: $message" >&2
 
 log "a missing image: Degraded with ImagePullBackOff"
 deploy quickstart missing-image kubento-no-such-image:0.0.0
-eventually 300 degraded_with missing-image ImagePullBackOff ErrImagePull ||
+eventually 300 degraded_with missing-image ImagePullBackOff ||
 	die "missing-image: not Degraded/ImagePullBackOff: $(condition missing-image Degraded reason)"
 k get bentodeployment missing-image
 echo "Degraded: $(condition missing-image Degraded reason) $(condition missing-image Degraded message)" >&2
