@@ -7,7 +7,7 @@ WORKING_DIR ?= examples/quickstart
 PORT ?= 3000
 
 .PHONY: install serve test test-unit test-integration test-cluster bench lint format crds proto \
-        cluster-bins cluster cluster-down e2e clean
+        cluster-bins cluster cluster-down images e2e clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ cluster: install cluster-bins
 cluster-down: install
 	$(PY) tests/cluster/controlplane.py down
 
+# The runtime, operator and example images (a debootstrap Python base where none can be pulled).
+images:
+	bash e2e/images.sh
+
+# kind end to end: starts a docker engine if none runs, builds what cannot be pulled (cached).
 e2e:
 	bash e2e/run.sh
 
