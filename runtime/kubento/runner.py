@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kubento.batching import BatchingConfig
@@ -107,6 +107,8 @@ class Runner:
 
     `method_configs` maps a method name to overrides of `max_batch_size`,
     `max_latency_ms`, `max_queue_size` and `timeout_ms` for that method.
+    `models` declares the stored models (`kubento.models.Model`) the runnable loads, so
+    a deployment knows which models this runner needs.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Runner:
         max_batch_size: int | None = None,
         max_latency_ms: int | None = None,
         method_configs: Mapping[str, Mapping[str, int | float]] | None = None,
+        models: Sequence[Any] | None = None,
     ) -> None:
         if not (isinstance(runnable_class, type) and issubclass(runnable_class, Runnable)):
             raise TypeError(f"Runner needs a Runnable subclass, got {runnable_class!r}")
@@ -131,6 +134,13 @@ class Runner:
         self.name = validate_name("runner", name)
         self.runnable_class = runnable_class
         self.runnable_init_params = dict(runnable_init_params or {})
+        self.models = list(models or [])
+        for model in self.models:
+            if not hasattr(model, "tag") or not hasattr(model, "path"):
+                raise TypeError(
+                    f"runner {self.name!r}: models must be kubento.models.Model (from "
+                    f"kubento.models.get or a framework's save_model/get), got {model!r}"
+                )
         defaults: dict[str, float | int | None] = {
             "max_batch_size": max_batch_size,
             "max_latency_ms": max_latency_ms,
