@@ -70,7 +70,7 @@ def get(tag: str | Tag) -> Model:
     return store().get(tag)
 
 
-def list(name: str | None = None) -> builtins.list[Model]:  # noqa: A001 - BentoML's name
+def list(name: str | None = None) -> builtins.list[Model]:
     return store().list(name)
 
 

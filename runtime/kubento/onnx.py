@@ -112,7 +112,9 @@ def load_model(tag: str | Tag | Model, providers: list[str] | None = None) -> An
     if threads:
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(
-        str(model.path / MODEL_FILE), sess_options=options, providers=providers or default_providers()
+        str(model.path / MODEL_FILE),
+        sess_options=options,
+        providers=providers or default_providers(),
     )
 
 

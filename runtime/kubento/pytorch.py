@@ -65,7 +65,9 @@ def get(tag: str | Tag) -> Model:
 def device() -> Any:
     import torch
 
-    return torch.device("cuda:0" if framework.gpu_visible() and torch.cuda.is_available() else "cpu")
+    return torch.device(
+        "cuda:0" if framework.gpu_visible() and torch.cuda.is_available() else "cpu"
+    )
 
 
 def load_model(tag: str | Tag | Model, device_id: str | None = None) -> Any:

@@ -167,7 +167,9 @@ def content_digest(directory: Path) -> str:
     """sha256 over every file but model.yaml: relative path, size and bytes, in path order."""
     digest = hashlib.sha256()
     files = sorted(
-        p for p in directory.rglob("*") if p.is_file() and p.relative_to(directory) != Path(INFO_FILE)
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and p.relative_to(directory) != Path(INFO_FILE)
     )
     for path in files:
         relative = path.relative_to(directory).as_posix().encode()
@@ -341,8 +343,9 @@ class ModelStore:
         try:
             with tarfile.open(partial, mode) as archive:  # type: ignore[call-overload]
                 for member in sorted(model.path.rglob("*")):
-                    archive.add(member, arcname=member.relative_to(model.path).as_posix(),
-                                recursive=False)
+                    archive.add(
+                        member, arcname=member.relative_to(model.path).as_posix(), recursive=False
+                    )
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
