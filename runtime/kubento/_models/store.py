@@ -310,7 +310,7 @@ class ModelStore:
             options=dict(options or {}),
             framework_versions=dict(framework_versions or {}),
         )
-        if (self.models_dir / tag.name / tag.version).exists():
+        if (self.models_dir / tag.name / str(tag.version)).exists():
             raise ModelExists(f"model {tag} already exists in {self.models_dir}")
         staged = Model(info, self._staging())
         try:
