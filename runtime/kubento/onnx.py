@@ -3,7 +3,7 @@
     model = kubento.onnx.save_model("iris-onnx", onnx_model,
                                     signatures={"run": {"batchable": True, "batch_dim": 0}})
     runner = kubento.onnx.get("iris-onnx:latest").to_runner()
-    labels, probabilities = await runner.async_run(features)  # one method: run
+    labels, probabilities = await runner.run.async_run(features)
 
 Stored as `model.onnx`, the serialised protobuf (no pickle). `run(*inputs)` feeds the
 arguments to the graph's inputs in order and returns its output, or a tuple when the graph

@@ -81,6 +81,9 @@ class RunnerMethod:
     async def async_run(self, *args: Any) -> Any:
         return await self.runner.handle.async_call(self.spec.name, args)
 
+    def __call__(self, *args: Any) -> Any:
+        return self.run(*args)
+
     def __repr__(self) -> str:
         return f"<RunnerMethod {self.runner.name}.{self.spec.name} batchable={self.spec.batchable}>"
 
@@ -171,6 +174,10 @@ class Runner:
                 )
             config: dict[str, float | int | None] = {**defaults, **overrides}
             self.methods[method_name] = RunnerMethod(self, spec, config)
+        if "run" in self.methods:
+            # A method named `run` (the ONNX runner's) shadows the single-method shortcut:
+            # `runner.run.run(x)` reaches it, and `runner.run(x)` still runs it.
+            self.run = self.methods["run"]  # type: ignore[method-assign]
 
     def __getattr__(self, item: str) -> RunnerMethod:
         methods = self.__dict__.get("methods", {})

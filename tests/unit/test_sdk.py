@@ -159,3 +159,17 @@ def test_service_rejects_reserved_and_duplicate_routes() -> None:
     svc.api(input=Text(), output=Text(), route="/a", name="a")(lambda x: x)
     with pytest.raises(ValueError, match="already has an api at '/a'"):
         svc.api(input=Text(), output=Text(), route="/a", name="b")(lambda x: x)
+
+
+def test_a_method_named_run_is_reachable_as_runner_run_run_and_runner_run() -> None:
+    class Graph(kubento.Runnable):
+        @kubento.Runnable.method
+        def run(self, x: int) -> int:
+            return x + 1
+
+    runner = kubento.Runner(Graph)
+    runner.init_local()
+    assert runner.run.run(1) == 2
+    assert runner.run(1) == 2
+    assert asyncio.run(runner.run.async_run(1)) == 2
+    assert asyncio.run(runner.async_run(1)) == 2
