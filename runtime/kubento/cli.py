@@ -1,4 +1,4 @@
-"""`kubento api | runner | serve`: the runtime's command line (shapes in contract.py)."""
+"""`kubento api | runner | serve | models`: the runtime's command line (shapes in contract.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 
 from kubento import contract
+from kubento._models import commands as models_commands
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,12 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=contract.API_PORT)
+
+    models_commands.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "models":
+        return models_commands.run(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kubento.batching import BatchingConfig
@@ -65,6 +65,9 @@ class RunnerMethod:
     async def async_run(self, *args: Any) -> Any:
         return await self.runner.handle.async_call(self.spec.name, args)
 
+    def __call__(self, *args: Any) -> Any:
+        return self.run(*args)
+
     def __repr__(self) -> str:
         return f"<RunnerMethod {self.runner.name}.{self.spec.name} batchable={self.spec.batchable}>"
 
@@ -91,6 +94,8 @@ class Runner:
 
     `method_configs` maps a method name to overrides of `max_batch_size`,
     `max_latency_ms`, `max_queue_size` and `timeout_ms` for that method.
+    `models` declares the stored models (`kubento.models.Model`) the runnable loads, so
+    a deployment knows which models this runner needs.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class Runner:
         max_batch_size: int | None = None,
         max_latency_ms: int | None = None,
         method_configs: Mapping[str, Mapping[str, int | float]] | None = None,
+        models: Sequence[Any] | None = None,
     ) -> None:
         if not (isinstance(runnable_class, type) and issubclass(runnable_class, Runnable)):
             raise TypeError(f"Runner needs a Runnable subclass, got {runnable_class!r}")
@@ -115,6 +121,13 @@ class Runner:
         self.name = check_name("runner", name)
         self.runnable_class = runnable_class
         self.runnable_init_params = dict(runnable_init_params or {})
+        self.models = list(models or [])
+        for model in self.models:
+            if not hasattr(model, "tag") or not hasattr(model, "path"):
+                raise TypeError(
+                    f"runner {self.name!r}: models must be kubento.models.Model (from "
+                    f"kubento.models.get or a framework's save_model/get), got {model!r}"
+                )
         defaults = check_knobs(
             {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms},
             what=f"runner {self.name!r}",
@@ -142,6 +155,10 @@ class Runner:
                 except ValueError as exc:
                     raise ValueError(f"{what}: {exc}") from None
             self.methods[method_name] = RunnerMethod(self, spec, config)
+        if "run" in self.methods:
+            # A method named `run` (the ONNX runner's) shadows the single-method shortcut:
+            # `runner.run.run(x)` reaches it, and `runner.run(x)` still runs it.
+            self.run = self.methods["run"]  # type: ignore[method-assign]
 
     def __getattr__(self, item: str) -> RunnerMethod:
         methods = self.__dict__.get("methods", {})

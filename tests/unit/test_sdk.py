@@ -175,3 +175,17 @@ def test_a_bad_method_config_fails_when_the_runner_is_defined_naming_knob_and_ra
         )
     with pytest.raises(ValueError, match=r"method_configs\['double'\]: max_queue_size \(1024\)"):
         kubento.Runner(Doubler, method_configs={"double": {"max_batch_size": 2000}})
+
+
+def test_a_method_named_run_is_reachable_as_runner_run_run_and_runner_run() -> None:
+    class Graph(kubento.Runnable):
+        @kubento.Runnable.method
+        def run(self, x: int) -> int:
+            return x + 1
+
+    runner = kubento.Runner(Graph)
+    runner.init_local()
+    assert runner.run.run(1) == 2
+    assert runner.run(1) == 2
+    assert asyncio.run(runner.run.async_run(1)) == 2
+    assert asyncio.run(runner.async_run(1)) == 2

@@ -1,0 +1,1 @@
+"""The model store and what framework modules share; users import `kubento.models`."""
