@@ -43,8 +43,8 @@ sys.path.insert(0, str(SERVICES))
 
 from mlp_model import MODELS  # noqa: E402
 
-from kubento.serve import free_port  # noqa: E402
-from kubento.workers import THREAD_VARS  # noqa: E402
+from kubento._local.supervisor import free_port  # noqa: E402
+from kubento._runner.processes import THREAD_VARS  # noqa: E402
 
 LUA = """
 wrk.method = "POST"

@@ -4,9 +4,9 @@ import importlib
 from types import ModuleType
 
 from kubento import io, models
-from kubento.runnable import Runnable
-from kubento.runner import Runner
-from kubento.service import Service
+from kubento._sdk.runnable import Runnable
+from kubento._sdk.runner import Runner
+from kubento._sdk.service import Service
 
 __all__ = ["Runnable", "Runner", "Service", "io", "models"]
 __version__ = "0.1.0"

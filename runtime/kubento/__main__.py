@@ -1,5 +1,5 @@
 import sys
 
-from kubento.cli import main
+from kubento._cli import main
 
 sys.exit(main())

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kubento.serve import free_port
+from kubento._local.supervisor import free_port
 from tests.cluster.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubento.serve import free_port
+from kubento._local.supervisor import free_port
 from tests.cluster.controlplane import REPO, ControlPlane, find_binaries
 from tests.cluster.operator_process import wait_for
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from kubento import contract
-from kubento.serve import free_port, local_argv
+from kubento._local.supervisor import free_port, local_argv
 
 SERVICES_DIR = str(Path(__file__).parent / "services")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,9 +116,13 @@ class RunnerProcess:
 
 @contextmanager
 def running_service(
-    service: str, runners: list[str], env: dict[str, str] | None = None
+    service: str,
+    runners: list[str],
+    env: dict[str, str] | None = None,
+    api_log: Path | None = None,
 ) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
-    """Runner processes plus an API server process, wired as the operator wires pods."""
+    """Runner processes plus an API server process, wired as the operator wires pods; the
+    API server's output goes to `api_log` when given."""
     workers = {name: RunnerProcess(service, name, env) for name in runners}
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
@@ -129,6 +133,7 @@ def running_service(
         api = spawn(
             contract.api_command(service, host="127.0.0.1", port=api_port),
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
+            log_path=api_log,
         )
         url = f"http://127.0.0.1:{api_port}"
         wait_http(url + contract.READINESS_PATH, watch=[api])

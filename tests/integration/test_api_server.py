@@ -3,7 +3,10 @@
 import asyncio
 import io
 import re
+import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -84,6 +87,48 @@ def test_npy_in_and_out(url: str) -> None:
     )
     assert reply.status_code == 200
     np.testing.assert_array_equal(np.load(io.BytesIO(reply.content)), array * 2 + 1)
+
+
+def test_an_array_with_no_rows_is_the_callers_mistake_not_a_500(url: str) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((0, 3)))
+    reply = httpx.post(
+        url + "/tag",
+        content=buffer.getvalue(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert reply.status_code == 400, reply.text
+    assert "0 rows" in reply.json()["error"]
+
+
+def test_a_client_that_disconnects_mid_body_is_counted_apart_and_not_logged_as_an_error(
+    tmp_path: Path,
+) -> None:
+    api_log = tmp_path / "api.log"
+    with running_service(SERVICE, ["tagger"], api_log=api_log) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /shout HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n"
+                b"Content-Length: 1000\r\n\r\nonly part of it"
+            )
+        statuses: dict[str, float] = {}
+        for _ in range(50):  # the server notices the closed socket on its next read
+            text = httpx.get(url + contract.METRICS_PATH).text
+            statuses = {
+                sample.labels["status"]: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "kubento_api_requests_total"
+                and sample.labels.get("api") == "shout"
+            }
+            if statuses:
+                break
+            time.sleep(0.1)
+        assert statuses == {"499": 1.0}
+        assert httpx.post(url + "/shout", content="still here").text == "STILL HERE"
+    log = api_log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log
 
 
 def test_request_id_is_echoed(url: str) -> None:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from kubento import models
+from kubento._local.supervisor import free_port
 from kubento._models.pull import PullError, pull
-from kubento.serve import free_port
 from tests.integration.processes import stop
 
 trustme = pytest.importorskip("trustme")

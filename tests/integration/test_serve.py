@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kubento.serve import free_port
+from kubento._local.supervisor import free_port
 from tests.integration.processes import REPO_ROOT, alive, children_of, example_module, stop
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from kubento import contract
-from kubento.client import RunnerClient
-from kubento.serve import free_port
+from kubento._local.supervisor import free_port
+from kubento._remote.client import RunnerClient
 from tests.integration.processes import (
     RunnerProcess,
     alive,

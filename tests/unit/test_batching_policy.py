@@ -12,7 +12,7 @@ from kubento.batching import (
     Overloaded,
     Request,
 )
-from kubento.latency import LatencyModel
+from kubento.batching.latency import LatencyModel
 
 
 class FakeClock:

@@ -15,8 +15,8 @@ from kubento.batching import (
     split_rows,
     take_rows,
 )
+from kubento.batching.latency import ArrivalRate, LatencyModel
 from kubento.contract import BATCHING_KNOBS, BatchingOverrides
-from kubento.latency import ArrivalRate, LatencyModel
 
 
 def test_count_rows_reads_the_batch_dimension_of_every_argument() -> None:

@@ -13,9 +13,9 @@ from typing import ClassVar
 import numpy as np
 
 import kubento
+from kubento._runner.processes import ENV_WORKER_INDEX, available_cpus, run_workers, thread_env
+from kubento._runner.worker import RunnerWorker
 from kubento.contract import BatchingOverrides
-from kubento.worker import RunnerWorker
-from kubento.workers import ENV_WORKER_INDEX, available_cpus, run_workers, thread_env
 
 
 def test_a_multi_threaded_runnable_shares_the_cpus_between_workers() -> None:

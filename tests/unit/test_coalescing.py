@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubento.coalescing import Coalescer
+from kubento._remote.coalescing import Coalescer
 from kubento.exceptions import RunnerOverloaded
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kubento import codec
 from kubento._proto import runner_pb2 as pb
+from kubento._remote import codec
 
 
 @pytest.mark.parametrize(

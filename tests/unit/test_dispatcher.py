@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from kubento.batching import (
+    BadBatch,
     BatchingConfig,
     BatchOutputError,
     DeadlineUnmeetable,
     Dispatcher,
+    DispatcherMetrics,
     Overloaded,
 )
 
@@ -211,24 +214,6 @@ async def test_a_full_queue_rejects_new_callers_at_once() -> None:
     await dispatcher.close()
 
 
-async def test_a_request_whose_deadline_passes_in_the_queue_fails_with_deadline_unmeetable() -> (
-    None
-):
-    model = Model()
-    model.release = asyncio.Event()
-    dispatcher = Dispatcher(model, BatchingConfig(max_batch_size=1))
-    running = asyncio.create_task(dispatcher.submit(rows(0, 1)))
-    await asyncio.sleep(0.01)
-    late = asyncio.create_task(dispatcher.submit(rows(1, 1), deadline=time.monotonic() + 0.01))
-    await asyncio.sleep(0.02)
-    model.release.set()
-    await running
-    with pytest.raises(DeadlineUnmeetable, match="passed while it was queued"):
-        await late
-    assert len(model.batches) == 1
-    await dispatcher.close()
-
-
 async def test_close_runs_queued_work_then_rejects_new_callers() -> None:
     model = Model(delay=0.005)
     dispatcher = Dispatcher(model, BatchingConfig(max_batch_size=2))
@@ -252,6 +237,7 @@ async def test_an_idle_dispatcher_arms_no_timer_and_runs_no_task() -> None:
 
 async def test_metrics_record_batches_waits_depth_and_rejections() -> None:
     labels = {"runner": "metrics-test", "method": "predict"}
+    registry = CollectorRegistry()
     model = Model()
     model.release = asyncio.Event()
     dispatcher = Dispatcher(
@@ -259,22 +245,23 @@ async def test_metrics_record_batches_waits_depth_and_rejections() -> None:
         BatchingConfig(max_batch_size=4, max_queue_size=4),
         name="metrics-test",
         method="predict",
+        metrics=DispatcherMetrics(registry),
     )
     first = asyncio.create_task(dispatcher.submit(rows(0, 1)))
     await asyncio.sleep(0.01)
     queued = [asyncio.create_task(dispatcher.submit(rows(i, 1))) for i in range(1, 5)]
     await asyncio.sleep(0.01)
-    assert REGISTRY.get_sample_value("kubento_runner_queue_depth", labels) == 4
+    assert registry.get_sample_value("kubento_runner_queue_depth", labels) == 4
     with pytest.raises(Overloaded):
         await dispatcher.submit(rows(9, 1))
     model.release.set()
     await asyncio.gather(first, *queued)
-    assert REGISTRY.get_sample_value("kubento_runner_batch_size_count", labels) == 2
-    assert REGISTRY.get_sample_value("kubento_runner_batch_size_sum", labels) == 5
-    assert REGISTRY.get_sample_value("kubento_runner_queue_wait_seconds_count", labels) == 5
-    assert REGISTRY.get_sample_value("kubento_runner_queue_depth", labels) == 0
+    assert registry.get_sample_value("kubento_runner_batch_size_count", labels) == 2
+    assert registry.get_sample_value("kubento_runner_batch_size_sum", labels) == 5
+    assert registry.get_sample_value("kubento_runner_queue_wait_seconds_count", labels) == 5
+    assert registry.get_sample_value("kubento_runner_queue_depth", labels) == 0
     assert (
-        REGISTRY.get_sample_value(
+        registry.get_sample_value(
             "kubento_runner_rejections_total", {**labels, "reason": "queue_full"}
         )
         == 1
@@ -284,7 +271,77 @@ async def test_metrics_record_batches_waits_depth_and_rejections() -> None:
 
 async def test_bad_arguments_are_rejected_before_queueing() -> None:
     dispatcher = Dispatcher(Model(), BatchingConfig())
-    with pytest.raises(ValueError, match="argument 1 has 1 rows"):
+    with pytest.raises(BadBatch, match="argument 1 has 1 rows"):
         await dispatcher.submit(rows(0, 2), rows(0, 1))
     assert dispatcher.policy.queued_rows == 0
+    await dispatcher.close()
+
+
+class FakeTimer:
+    """A clock that moves only when told to, and fires the dispatcher's timer when due."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self.pending: list[tuple[float, asyncio.TimerHandle]] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        # A handle that never fires by itself; advance() runs it when its time comes.
+        handle = asyncio.get_running_loop().call_later(3600, callback)
+        self.pending.append((when, handle))
+        return handle
+
+    async def advance(self, seconds: float) -> None:
+        self.time += seconds
+        due = [(when, h) for when, h in self.pending if when <= self.time and not h.cancelled()]
+        self.pending = [(when, h) for when, h in self.pending if when > self.time]
+        for _, handle in due:
+            handle.cancel()
+            handle._run()
+        for _ in range(3):  # let the started batches and their callers run
+            await asyncio.sleep(0)
+
+
+async def test_a_request_whose_deadline_passes_in_the_queue_fails_with_deadline_unmeetable() -> (
+    None
+):
+    timer = FakeTimer()
+    model = Model()
+    model.release = asyncio.Event()
+    dispatcher = Dispatcher(model, BatchingConfig(max_batch_size=1), timer=timer)
+    running = asyncio.create_task(dispatcher.submit(rows(0, 1)))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(dispatcher.submit(rows(1, 1), deadline=timer.now() + 0.01))
+    await asyncio.sleep(0)
+    await timer.advance(0.02)
+    model.release.set()
+    await running
+    with pytest.raises(DeadlineUnmeetable, match="passed while it was queued"):
+        await asyncio.wait_for(late, 5)
+    assert len(model.batches) == 1
+    await dispatcher.close()
+
+
+async def test_on_a_fake_clock_a_waiting_batch_starts_when_the_policy_wakes_it() -> None:
+    timer = FakeTimer()
+    model = Model()
+    config = BatchingConfig(max_batch_size=8, max_latency_ms=50)
+    dispatcher = Dispatcher(model, config, timer=timer)
+    # A steady trickle teaches the policy that more rows are coming, so it waits for them.
+    for i in range(20):
+        await dispatcher.submit(rows(i, 1))
+        await timer.advance(0.001)
+    call = asyncio.create_task(dispatcher.submit(rows(100, 1)))
+    await asyncio.sleep(0)
+    started_batches = len(model.batches)
+    waited = 0.0
+    while not call.done() and waited < 0.05:
+        await timer.advance(0.001)
+        waited += 0.001
+    assert call.done(), "the batching budget bounds the wait, on any clock"
+    assert waited > 0, "the lone row waited for company, and only the timer started it"
+    assert np.asarray(call.result()).item() == 1000
+    assert len(model.batches) == started_batches + 1
     await dispatcher.close()

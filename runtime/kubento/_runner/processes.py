@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -66,11 +66,12 @@ def thread_env(
     return {name: str(threads) for name in THREAD_VARS if not current.get(name)}
 
 
-def metrics_registry() -> CollectorRegistry:
-    """The registry to expose: every worker's samples under `--workers N`, else this process's."""
+def metrics_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """The registry to expose: every worker's samples under `--workers N`, else `own`, the
+    registry this process created its metrics in."""
     directory = os.environ.get(MULTIPROC_DIR)
     if not directory:
-        return REGISTRY
+        return own
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)
     return registry

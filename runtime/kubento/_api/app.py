@@ -23,20 +23,23 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from kubento import contract
-from kubento.client import RemoteHandle, RunnerClient, request_id
+from kubento._remote.client import RemoteHandle, RunnerClient
+from kubento._sdk.handles import Handle, bound, request_id
+from kubento._sdk.service import API, Service
 from kubento.exceptions import KubentoError, PayloadTooLarge
 from kubento.io import JSONBody
-from kubento.service import API, Service
 
 log = logging.getLogger("kubento.api")
 
 ENV_APP = "KUBENTO_API_APP"
+CLIENT_CLOSED = 499
+"""Status counted for a request whose client went away mid-body (nginx's convention)."""
 """Settings handed from `kubento api --workers N` to each of its worker processes."""
 
 
@@ -49,7 +52,7 @@ class AppSettings(BaseModel):
 
 def app_from_env() -> Starlette:
     """App factory for uvicorn's worker processes."""
-    from kubento.loader import load_service
+    from kubento._sdk.loader import load_service
 
     settings = AppSettings.model_validate_json(os.environ[ENV_APP])
     service = load_service(settings.service, settings.working_dir)
@@ -88,8 +91,11 @@ class APIEndpoint:
     """One API as a plain ASGI app: Starlette's per-request function wrapper is skipped
     because `call_api` already turns every error into a response."""
 
-    def __init__(self, api: API, max_request_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, api: API, max_request_bytes: int, metrics: Metrics, handles: dict[object, Handle]
+    ) -> None:
         self.api = api
+        self.handles = handles
         self.max_request_bytes = max_request_bytes
         self.latency = metrics.latency.labels(api.name)
         self.requests = metrics.requests
@@ -98,6 +104,7 @@ class APIEndpoint:
         request = Request(scope, receive)
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         request_id.set(rid)
+        bound(self.handles)
         started = time.perf_counter()
         response = await call_api(self.api, request, self.max_request_bytes)
         response.headers["x-request-id"] = rid
@@ -141,6 +148,7 @@ def build_app(
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
+    handles: dict[object, Handle] = {}  # filled when the app starts, on its event loop
 
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
@@ -161,7 +169,7 @@ def build_app(
         loop = asyncio.get_running_loop()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)
-            runner.bind(RemoteHandle(clients[name], loop, runner, observe))
+            handles[runner] = RemoteHandle(clients[name], loop, runner, observe)
         yield
         for client in clients.values():
             await client.close()
@@ -171,7 +179,7 @@ def build_app(
         return error_response(exc.status_code, exc.detail or "error", {"path": request.url.path})
 
     routes = [
-        Route(api.route, APIEndpoint(api, max_request_bytes, metrics), methods=["POST"])
+        Route(api.route, APIEndpoint(api, max_request_bytes, metrics, handles), methods=["POST"])
         for api in service.apis.values()
     ]
     routes += [
@@ -200,6 +208,10 @@ async def call_api(api: API, request: Request, max_request_bytes: int) -> Respon
         else:
             result = await run_in_threadpool(api.func, value)
         return api.output.to_http(result, request.headers.get("accept", ""))
+    except ClientDisconnect:
+        # Nobody reads this answer; counted under its own status, never as a 500.
+        log.debug("api=%s request_id=%s event=client_disconnected", api.name, request_id.get())
+        return error_response(CLIENT_CLOSED, "client closed the request")
     except KubentoError as exc:
         detail = exc.detail
         if exc.status_code == 500:  # 503s are load shedding, expected and counted in metrics

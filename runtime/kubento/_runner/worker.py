@@ -22,18 +22,19 @@ from typing import Any, NoReturn
 import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kubento import codec, contract
+from kubento import contract
 from kubento._proto import runner_pb2 as pb
-from kubento.batching import Dispatcher, Overloaded, Rejected
-from kubento.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
-from kubento.runner import Runner
-from kubento.workers import metrics_registry
+from kubento._remote import codec
+from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
+from kubento._runner.processes import metrics_registry
+from kubento._sdk.runner import Runner
+from kubento.batching import BadBatch, Dispatcher, DispatcherMetrics, Overloaded, Rejected
 
 log = logging.getLogger("kubento.runner")
 
@@ -48,6 +49,8 @@ class RunnerWorker:
 
     def __init__(self, runner: Runner, overrides: contract.BatchingOverrides) -> None:
         self.runner = runner
+        self.registry = CollectorRegistry()
+        self.metrics = DispatcherMetrics(self.registry)
         self.overrides = overrides
         self.configs = runner.batching_configs(overrides)
         self.executor = ThreadPoolExecutor(
@@ -72,6 +75,7 @@ class RunnerWorker:
                     batch_dim=method.spec.batch_dim,
                     name=self.runner.name,
                     method=name,
+                    metrics=self.metrics,
                 )
                 self.dispatchers.append(dispatcher)
                 self.methods[name] = _batched(dispatcher)
@@ -120,6 +124,8 @@ class RunnerWorker:
             )
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after_s:.3f}"),))
             await _abort(context, code, str(exc))
+        except BadBatch as exc:  # the caller's rows cannot be batched: its mistake, not ours
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception as exc:
             # Only the error path needs the request ids (several when the API server
             # coalesced callers): they tie each caller's 500 to this log line. The
@@ -179,7 +185,9 @@ def _probe_app(worker: RunnerWorker) -> Starlette:
         return JSONResponse({"error": "runner not ready", "detail": None}, status_code=503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(metrics_registry(worker.registry)), media_type=CONTENT_TYPE_LATEST
+        )
 
     return Starlette(
         routes=[

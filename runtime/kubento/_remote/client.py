@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kubento import codec, contract
+from kubento import contract
 from kubento._proto import runner_pb2 as pb
-from kubento.coalescing import Coalescer
+from kubento._remote import codec
+from kubento._remote.coalescing import Coalescer
+from kubento._sdk.handles import request_id
 from kubento.exceptions import (
     BadInput,
     KubentoError,
@@ -31,7 +33,7 @@ from kubento.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from kubento.runner import Runner
+    from kubento._sdk.runner import Runner
 
 CALL_METHOD = "/kubento.runner.v1.Runner/Call"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -39,8 +41,6 @@ DEFAULT_TIMEOUT_S = 60.0
 CONNECTIONS_PER_RUNNER = 8
 RETRY_AFTER_METADATA = "retry-after-s"
 CLOSE_GRACE_S = 10.0
-
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 CHANNEL_OPTIONS = [
     ("grpc.lb_policy_name", "round_robin"),
@@ -147,7 +147,8 @@ class RunnerClient:
 
 
 class RemoteHandle:
-    """Binds a `Runner` to a `RunnerClient`; sync `.run()` works from API worker threads.
+    """A `Runner`'s handle in the API server: calls go to its `RunnerClient`; sync `.run()`
+    works from API worker threads.
 
     Calls to batchable methods go through a `Coalescer`, so callers in the same
     event-loop turn share one gRPC call.

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from kubento import contract
-from kubento.service import Service
+from kubento._sdk.service import Service
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0

@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-from kubento.service import Service
+from kubento._sdk.service import Service
 
 
 def load_service(import_path: str, working_dir: str = ".") -> Service:

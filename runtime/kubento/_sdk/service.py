@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubento import contract
+from kubento._sdk.runner import Runner
 from kubento.contract import check_distinct, check_name
 from kubento.io import IODescriptor
-from kubento.runner import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
 

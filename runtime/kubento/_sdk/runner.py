@@ -1,50 +1,23 @@
 """`Runner`: a named, deployable instance of a `Runnable`, and how calls reach it.
 
-A runner is called through a *handle*: in-process after `init_local()`, or over
-gRPC when the API server binds it to a runner worker. User code looks the same
-either way: `runner.predict.run(x)` or `await runner.predict.async_run(x)`.
+A runner is called through a *handle* (`kubento._sdk.handles`): in-process after
+`init_local()`, or over gRPC to a runner worker when an API server serves the request.
+User code looks the same either way: `runner.predict.run(x)` or `await runner.predict.async_run(x)`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from kubento.batching import BatchingConfig
+from kubento._sdk.handles import Handle, LocalHandle, Unbound, lookup
+from kubento._sdk.runnable import MethodSpec, Runnable
+from kubento.batching.config import BatchingConfig
 from kubento.contract import check_knobs, check_name
-from kubento.runnable import MethodSpec, Runnable
 
 if TYPE_CHECKING:
     from kubento.contract import BatchingOverrides
-
-
-class RunnerHandle(Protocol):
-    """Where a runner's calls go: an in-process runnable or a remote runner worker."""
-
-    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any: ...
-
-    def call(self, method: str, args: tuple[Any, ...]) -> Any: ...
-
-
-class LocalHandle:
-    """Calls the runnable in this process, unbatched (for tests and notebooks)."""
-
-    def __init__(self, runnable: Runnable) -> None:
-        self.runnable = runnable
-
-    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
-        fn = getattr(self.runnable, method)
-        if type(self.runnable).methods[method].is_async:
-            return await fn(*args)
-        return await asyncio.to_thread(fn, *args)
-
-    def call(self, method: str, args: tuple[Any, ...]) -> Any:
-        fn = getattr(self.runnable, method)
-        if type(self.runnable).methods[method].is_async:
-            return asyncio.run(fn(*args))
-        return fn(*args)
 
 
 class RunnerMethod:
@@ -70,23 +43,6 @@ class RunnerMethod:
 
     def __repr__(self) -> str:
         return f"<RunnerMethod {self.runner.name}.{self.spec.name} batchable={self.spec.batchable}>"
-
-
-class _Unbound:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def _fail(self) -> Any:
-        raise RuntimeError(
-            f"runner {self.name!r} is not initialised: call runner.init_local() to run it "
-            f"in this process, or start the service with `kubento serve`"
-        )
-
-    async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
-        return self._fail()
-
-    def call(self, method: str, args: tuple[Any, ...]) -> Any:
-        return self._fail()
 
 
 class Runner:
@@ -140,7 +96,7 @@ class Runner:
                 f"{sorted(unknown_methods)}; {runnable_class.__name__} has "
                 f"{sorted(runnable_class.methods)}"
             )
-        self.handle: RunnerHandle = _Unbound(self.name)
+        self._local: Handle = Unbound(f"runner {self.name!r}")
         self.methods: dict[str, RunnerMethod] = {}
         for method_name, spec in runnable_class.methods.items():
             what = f"runner {self.name!r}: method_configs[{method_name!r}]"
@@ -202,12 +158,14 @@ class Runner:
     def create_runnable(self) -> Runnable:
         return self.runnable_class(**self.runnable_init_params)
 
+    @property
+    def handle(self) -> Handle:
+        """The serving process's handle for this runner, else the local one."""
+        return lookup(self) or self._local
+
     def init_local(self) -> None:
         """Instantiate the runnable in this process; calls then run here, unbatched."""
-        self.handle = LocalHandle(self.create_runnable())
-
-    def bind(self, handle: RunnerHandle) -> None:
-        self.handle = handle
+        self._local = LocalHandle(self.create_runnable())
 
     def __repr__(self) -> str:
         return f"<Runner {self.name} of {self.runnable_class.__name__}>"

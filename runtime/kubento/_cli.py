@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
-    from kubento.loader import load_service
+    from kubento._sdk.loader import load_service
 
     try:
         service = load_service(args.service, args.working_dir)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             return _api(service, args)
         if args.command == "runner":
             return _runner(service, args)
-        from kubento.serve import serve
+        from kubento._local.supervisor import serve
 
         return serve(
             service, args.service, working_dir=args.working_dir, port=args.port, host=args.host
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 def _api(service: object, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from kubento.server import ENV_APP, AppSettings, build_app, require_targets
-    from kubento.service import Service
+    from kubento._api.app import ENV_APP, AppSettings, build_app, require_targets
+    from kubento._sdk.service import Service
 
     assert isinstance(service, Service)
     if args.workers < 1:
@@ -126,7 +126,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         # Each worker process builds its own app (and gRPC channels) from the settings.
         os.environ[ENV_APP] = settings.model_dump_json()
         uvicorn.run(
-            "kubento.server:app_from_env",
+            "kubento._api.app:app_from_env",
             factory=True,
             workers=args.workers,
             **options,  # type: ignore[arg-type]
@@ -135,9 +135,9 @@ def _api(service: object, args: argparse.Namespace) -> int:
 
 
 def _runner(service: object, args: argparse.Namespace) -> int:
-    from kubento.service import Service
-    from kubento.worker import serve_runner
-    from kubento.workers import run_workers, thread_env
+    from kubento._runner.processes import run_workers, thread_env
+    from kubento._runner.worker import serve_runner
+    from kubento._sdk.service import Service
 
     assert isinstance(service, Service)
     if not args.name:
