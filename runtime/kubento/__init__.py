@@ -4,11 +4,25 @@ import importlib
 from types import ModuleType
 
 from kubento import io, models
+from kubento._sdk.classes import api, service
+from kubento._sdk.depends import depends
 from kubento._sdk.runnable import Runnable
 from kubento._sdk.runner import Runner
 from kubento._sdk.service import Service
+from kubento._sdk.typed import DType, Shape
 
-__all__ = ["Runnable", "Runner", "Service", "io", "models"]
+__all__ = [
+    "DType",
+    "Runnable",
+    "Runner",
+    "Service",
+    "Shape",
+    "api",
+    "depends",
+    "io",
+    "models",
+    "service",
+]
 __version__ = "0.1.0"
 
 # Imported on first use (`kubento.sklearn.save_model`), so the framework is only needed then.

@@ -1,4 +1,4 @@
-"""`kubento api | runner | serve | models`: the runtime's command line (shapes in contract.py)."""
+"""`kubento api | runner | service | serve | models`: the command line (shapes: contract.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from kubento import contract
 from kubento._models import commands as models_commands
+
+if TYPE_CHECKING:
+    from kubento._sdk.runner import Runner
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,10 +58,27 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=int(os.environ.get(contract.ENV_WORKERS, "1"))
     )
 
+    dependency = commands.add_parser(
+        "service", help="run a dependency service of a @kubento.service graph (gRPC)"
+    )
+    common(dependency)
+    dependency.add_argument("--name", default=os.environ.get(contract.ENV_SERVICE_NAME))
+    dependency.add_argument("--host", default="0.0.0.0")
+    dependency.add_argument("--port", type=int, default=contract.RUNNER_PORT)
+    dependency.add_argument("--metrics-port", type=int, default=contract.RUNNER_METRICS_PORT)
+    dependency.add_argument(
+        "--workers", type=int, default=int(os.environ.get(contract.ENV_WORKERS, "1"))
+    )
+
     serve = commands.add_parser("serve", help="run the whole service locally")
     common(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=contract.API_PORT)
+    serve.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run every service of a @kubento.service graph in this process (debugging)",
+    )
 
     models_commands.add_parser(commands)
     return parser
@@ -75,15 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     from kubento._sdk.loader import load_service
 
     try:
-        service = load_service(args.service, args.working_dir)
+        single = args.command == "serve" and args.single_process
+        service = load_service(args.service, args.working_dir, local=single)
     except ValueError as exc:
         print(f"kubento {args.command}: {exc}", file=sys.stderr)
         return 2
     try:
         if args.command == "api":
             return _api(service, args)
-        if args.command == "runner":
+        if args.command in ("runner", "service"):
             return _runner(service, args)
+        if single:
+            from kubento._local.single import serve_single
+
+            return serve_single(service, port=args.port, host=args.host)
         from kubento._local.supervisor import serve
 
         return serve(
@@ -110,6 +136,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         max_request_bytes=args.max_request_bytes,
     )
     require_targets(service, settings.runner_map)
+    _prepare_entry(service, settings.runner_map)
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
@@ -140,14 +167,10 @@ def _runner(service: object, args: argparse.Namespace) -> int:
     from kubento._sdk.service import Service
 
     assert isinstance(service, Service)
+    name_env = contract.ENV_SERVICE_NAME if args.command == "service" else contract.ENV_RUNNER_NAME
     if not args.name:
-        raise ValueError(f"--name (or ${contract.ENV_RUNNER_NAME}) is required")
-    runner = service.runners.get(args.name)
-    if runner is None:
-        raise ValueError(
-            f"service {service.name!r} has no runner {args.name!r}; "
-            f"it has {sorted(service.runners)}"
-        )
+        raise ValueError(f"--name (or ${name_env}) is required")
+    runner = _component(service, args.command, args.name)
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     overrides = contract.BatchingOverrides.from_env(os.environ)
@@ -160,8 +183,8 @@ def _runner(service: object, args: argparse.Namespace) -> int:
             metrics_port = args.metrics_port if index == 0 else 0
             return [
                 *_self_argv(),
-                "runner", args.service, "--working-dir", args.working_dir,
-                "--name", runner.name, "--host", args.host, "--port", str(args.port),
+                args.command, args.service, "--working-dir", args.working_dir,
+                "--name", args.name, "--host", args.host, "--port", str(args.port),
                 "--workers", "1", "--metrics-port", str(metrics_port),
                 "--log-level", args.log_level,
             ]  # fmt: skip
@@ -187,6 +210,33 @@ def _runner(service: object, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _component(service: object, command: str, name: str) -> Runner:
+    """The runner (`kubento runner`) or dependency service (`kubento service`) to serve."""
+    from kubento._sdk.graph import GraphService, runner_of
+    from kubento._sdk.service import Service
+
+    assert isinstance(service, Service)
+    if command == "service":
+        if not isinstance(service, GraphService):
+            raise ValueError(f"{service.name!r} is a kubento.Service; it has no service classes")
+        return runner_of(service.graph.find(name).cls)
+    runners = service.graph.runners() if isinstance(service, GraphService) else service.runners
+    found = {runner.name: runner for runner in runners} if isinstance(runners, list) else runners
+    runner = found.get(name)
+    if runner is None:
+        raise ValueError(f"service {service.name!r} has no runner {name!r}; it has {sorted(found)}")
+    return runner
+
+
+def _prepare_entry(service: object, runner_map: dict[str, str]) -> None:
+    """An entry service class: every dependency has an address, and its models load now."""
+    from kubento._sdk.graph import GraphService, require_addresses
+
+    if isinstance(service, GraphService):
+        require_addresses(service.entry, runner_map)
+        service.instance()
 
 
 def _self_argv() -> list[str]:

@@ -29,8 +29,12 @@ METRICS_PATH = "/metrics"
 
 # Environment.
 ENV_RUNNER_MAP = "KUBENTO_RUNNER_MAP"
-"""JSON object: runner name -> gRPC target (`host:port` or `dns:///host:port`)."""
+"""JSON object: runner name, or dependency service name in its DNS form (`service_label`)
+-> gRPC target (`host:port` or `dns:///host:port`). One map for both: a dependency service
+is a component like a runner."""
 ENV_RUNNER_NAME = "KUBENTO_RUNNER_NAME"
+ENV_SERVICE_NAME = "KUBENTO_SERVICE_NAME"
+"""The `@kubento.service` class a service pod serves (`kubento service --name`)."""
 ENV_WORKERS = "KUBENTO_WORKERS"
 """Runner worker processes per runner pod (`--workers`)."""
 ENV_API_WORKERS = "KUBENTO_API_WORKERS"
@@ -58,6 +62,13 @@ _NAME = re.compile(NAME_PATTERN)
 def dns_label(name: str) -> str:
     """A component name as it appears in object names: `model_runner_a` -> `model-runner-a`."""
     return name.lower().replace("_", "-").replace(".", "-")
+
+
+def service_label(name: str) -> str:
+    """A service class name as a component name: `ModelA` -> `model-a`, `Embed_v2` ->
+    `embed-v2`. It keys the runner map and names the service's Kubernetes objects."""
+    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name)
+    return dns_label(kebab)
 
 
 def check_name(kind: str, name: object) -> str:
@@ -308,6 +319,25 @@ def runner_command(
         "--metrics-port",
         str(metrics_port),
     ]
+
+
+def service_command(
+    service: str,
+    name: str,
+    *,
+    port: int = RUNNER_PORT,
+    host: str = "0.0.0.0",
+    workers: int = 1,
+    metrics_port: int = RUNNER_METRICS_PORT,
+) -> list[str]:
+    """argv of a dependency service's worker: a runner worker serving the class's APIs.
+
+    `service` is the entry class (`module:EntryService`), `name` the served class's name."""
+    argv = runner_command(
+        service, name, port=port, host=host, workers=workers, metrics_port=metrics_port
+    )
+    argv[1] = "service"
+    return argv
 
 
 def runner_dns_target(service_name: str, namespace: str, port: int = RUNNER_PORT) -> str:

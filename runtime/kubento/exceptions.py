@@ -43,3 +43,9 @@ class RunnerError(KubentoError):
     """The model code inside a runner raised."""
 
     status_code = 500
+
+
+class DependencyTimeout(KubentoError):
+    """A dependency service did not answer within the request's deadline (HTTP 504)."""
+
+    status_code = 504

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from kubento import contract
-from kubento._remote.client import RemoteHandle, RunnerClient
+from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, request_id
 from kubento._sdk.service import API, Service
 from kubento.exceptions import KubentoError, PayloadTooLarge
@@ -147,7 +147,7 @@ def build_app(
     require_targets(service, runner_map)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
+    clients = {name: runner.client(runner_map[name]) for name, runner in service.runners.items()}
     handles: dict[object, Handle] = {}  # filled when the app starts, on its event loop
 
     async def livez(request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""`kubento serve`: every runner worker and the API server as local processes.
+"""`kubento serve`: every runner worker, dependency service and the API server as local
+processes.
 
 The processes are wired by the same runner map and started with the same
 commands the operator renders into pods (see contract.py). If any child dies,
@@ -22,6 +23,9 @@ import urllib.request
 from dataclasses import dataclass
 
 from kubento import contract
+from kubento._sdk.classes import ServiceConfig
+from kubento._sdk.graph import GraphService
+from kubento._sdk.runner import Runner
 from kubento._sdk.service import Service
 
 READY_TIMEOUT_S = 120.0
@@ -87,14 +91,33 @@ class LocalServer:
         self.children.append(Child(name, process))
 
     def start(self) -> None:
-        for name in self.service.runners:
-            port = free_port(self.host)
+        # Every address is known before any child starts: a service checks its map at start.
+        names = runner_names(self.service) + [r.name for _, r in service_components(self.service)]
+        ports = {name: free_port(self.host) for name in names}
+        self.runner_map = {name: f"{self.host}:{port}" for name, port in ports.items()}
+        encoded = contract.encode_runner_map(self.runner_map)
+        for name in runner_names(self.service):
             argv = contract.runner_command(
-                self.import_path, name, host=self.host, port=port, metrics_port=free_port(self.host)
+                self.import_path,
+                name,
+                host=self.host,
+                port=ports[name],
+                metrics_port=free_port(self.host),
             )
-            self._spawn(f"runner {name!r}", argv, {**self.env, contract.ENV_RUNNER_NAME: name})
-            self.runner_map[name] = f"{self.host}:{port}"
-        api_env = {**self.env, contract.ENV_RUNNER_MAP: contract.encode_runner_map(self.runner_map)}
+            env = {**self.env, contract.ENV_RUNNER_NAME: name, contract.ENV_RUNNER_MAP: encoded}
+            self._spawn(f"runner {name!r}", argv, env)
+        for config, runner in service_components(self.service):
+            argv = contract.service_command(
+                self.import_path,
+                config.name,
+                host=self.host,
+                port=ports[runner.name],
+                metrics_port=free_port(self.host),
+                workers=config.workers,
+            )
+            env = {**self.env, contract.ENV_SERVICE_NAME: config.name}
+            self._spawn(f"service {config.name!r}", argv, {**env, contract.ENV_RUNNER_MAP: encoded})
+        api_env = {**self.env, contract.ENV_RUNNER_MAP: encoded}
         self._spawn(
             "api server",
             contract.api_command(self.import_path, host=self.host, port=self.port),
@@ -130,6 +153,20 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait()
+
+
+def service_components(service: Service) -> list[tuple[ServiceConfig, Runner]]:
+    """The dependency services of an entry service class, each its own process."""
+    if isinstance(service, GraphService):
+        return list(service.components())
+    return []
+
+
+def runner_names(service: Service) -> list[str]:
+    """The runners to start: a Service's, or every runner of a service class graph."""
+    if isinstance(service, GraphService):
+        return [runner.name for runner in service.graph.runners()]
+    return list(service.runners)
 
 
 class ChildDied(RuntimeError):

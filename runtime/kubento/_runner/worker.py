@@ -33,6 +33,7 @@ from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
 from kubento._runner.processes import metrics_registry
+from kubento._sdk.handles import deadline as request_deadline
 from kubento._sdk.runner import Runner
 from kubento.batching import BadBatch, Dispatcher, DispatcherMetrics, Overloaded, Rejected
 
@@ -113,6 +114,7 @@ class RunnerWorker:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
+        request_deadline.set(deadline)  # what a dependency call made from here may use
         try:
             result = await method(args, deadline)
             return pb.CallResponse(result=codec.encode(result))

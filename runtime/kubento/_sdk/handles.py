@@ -34,6 +34,11 @@ current_handles: contextvars.ContextVar[Handles | None] = contextvars.ContextVar
     "kubento_handles", default=None
 )
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "kubento_deadline", default=None
+)
+"""The current request's absolute `time.monotonic()` deadline; every dependency call sends
+what is left of it as its gRPC deadline, so the budget shrinks hop by hop."""
 
 
 def bound(handles: Handles) -> contextvars.Token[Handles | None]:

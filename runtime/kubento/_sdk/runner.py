@@ -163,6 +163,12 @@ class Runner:
         """The serving process's handle for this runner, else the local one."""
         return lookup(self) or self._local
 
+    def client(self, target: str) -> Any:
+        """The gRPC client a serving process calls this runner's worker at `target` with."""
+        from kubento._remote.client import RunnerClient
+
+        return RunnerClient(self.name, target)
+
     def init_local(self) -> None:
         """Instantiate the runnable in this process; calls then run here, unbatched."""
         self._local = LocalHandle(self.create_runnable())
