@@ -22,7 +22,7 @@ Rows = Annotated[np.ndarray, DType("float32"), Shape((-1, 4))]
 
 @kubento.service
 class Embed:
-    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=5)
+    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
     def encode(self, x: np.ndarray) -> np.ndarray:
         return x + 1
 
@@ -31,7 +31,7 @@ class Embed:
 class ModelA:
     embed = kubento.depends(Embed)
 
-    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=5)
+    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.embed.encode(x) * 2
 
@@ -40,7 +40,7 @@ class ModelA:
 class ModelB:
     embed = kubento.depends(Embed)
 
-    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=5)
+    @kubento.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
     async def predict(self, x: np.ndarray) -> np.ndarray:
         return -(await self.embed.to_async.encode(x))
 
