@@ -2,7 +2,8 @@
 
 A BentoDeployment is a list of components, each with a role (the process it
 runs) and its own settings. The Yatai-shaped top level of the spec is the one
-API component; each `runners[]` entry is a runner component. A role with many
+API component; each `runners[]` entry is a runner component, each `services[]`
+entry a dependency service of a `@kubento.service` graph. A role with many
 members is a list in the spec and in status (`runners`, `runnersReady`), its
 members named; a role with one member is a single object (`api`, `apiReplicas`).
 
@@ -12,6 +13,7 @@ A new role is a `Role`, a list in the spec of `MemberSpec`s, and one line in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +40,9 @@ class Role:
     """A headless Service: the caller's gRPC client balances across every pod."""
     entry: bool = False
     """The component the Ingress and the endpoint point to."""
+    label: Callable[[str], str] = contract.dns_label
+    """A member's name as it appears in object names (`model_runner_a` -> `model-runner-a`;
+    a service class `ModelA` -> `model-a`)."""
 
     @property
     def many(self) -> bool:
@@ -86,7 +91,17 @@ RUNNER = Role(
     probe="grpc",
     headless=True,
 )
-ROLES: tuple[Role, ...] = (API, RUNNER)
+SERVICE = Role(
+    naming.SERVICE_COMPONENT,
+    "Services",
+    plural="services",
+    ports=RUNNER.ports,
+    probe="grpc",
+    headless=True,
+    label=contract.service_label,
+)
+"""A dependency service of a `@kubento.service` graph: a runner worker serving its APIs."""
+ROLES: tuple[Role, ...] = (API, RUNNER, SERVICE)
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,7 @@ class Component:
     @property
     def object_name(self) -> str:
         """Name of its Deployment, Service and HPA."""
-        return naming.object_name(self.deployment, self.name)
+        return naming.object_name(self.deployment, self.role.label(self.name))
 
     @property
     def labels(self) -> dict[str, str]:
@@ -126,9 +141,10 @@ class Component:
 
 
 def components_of(bd: spec.BentoDeployment) -> list[Component]:
-    """Every component of `bd` in apply order: the API, then each runner as listed."""
+    """Every component of `bd` in apply order: the API, each runner, each service as listed."""
     name = bd.metadata.name
     return [
         Component(API, naming.API_COMPONENT, name, bd.spec),
         *(Component.member(RUNNER, name, runner) for runner in bd.spec.runners),
+        *(Component.member(SERVICE, name, service) for service in bd.spec.services),
     ]

@@ -175,8 +175,8 @@ def custom_resource_definition() -> dict[str, Any]:
                             "type": "object",
                             "description": (
                                 "BentoDeployment serves a Kubento service: one API server "
-                                "Deployment plus one Deployment per runner, each with its own "
-                                "resources, Service and autoscaler."
+                                "Deployment plus one Deployment per runner and per dependency "
+                                "service, each with its own resources, Service and autoscaler."
                             ),
                             "required": ["spec"],
                             "properties": {

@@ -29,6 +29,7 @@ HASH_LENGTH = 8
 # Roles of components (the `component` label value); see components.py.
 API_COMPONENT = "api"
 RUNNER_COMPONENT = "runner"
+SERVICE_COMPONENT = "service"
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"

@@ -55,17 +55,44 @@ Runtime = tuple[list[str], dict[str, str]]
 """argv and operator-set environment of a component's container."""
 
 
+def _runner_map(bd: spec.BentoDeployment, parts: Sequence[Component]) -> str:
+    """Runner name, or service name in its DNS form -> the gRPC target of its pods."""
+    return contract.encode_runner_map(
+        {
+            _map_key(part): contract.runner_dns_target(part.object_name, bd.metadata.namespace)
+            for part in parts
+            if part.role in (components.RUNNER, components.SERVICE)
+        }
+    )
+
+
+def _map_key(part: Component) -> str:
+    # Runners by the name the code gives them; services by their DNS form, as the
+    # runtime's ServiceRunner is named.
+    return part.name if part.role is components.RUNNER else contract.service_label(part.name)
+
+
 def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Component]) -> Runtime:
-    runner_targets = {
-        part.name: contract.runner_dns_target(part.object_name, bd.metadata.namespace)
-        for part in parts
-        if part.role is components.RUNNER
-    }
     env = {
         contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
-        contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_targets),
+        contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
     }
     return contract.api_command(bd.spec.service), env
+
+
+def _service_runtime(
+    bd: spec.BentoDeployment, service: Component, parts: Sequence[Component]
+) -> Runtime:
+    batching = service.batching or spec.Batching()
+    env = {
+        contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
+        contract.ENV_SERVICE_NAME: service.name,
+        # A service calls its own dependencies (and runners) through the same map.
+        contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
+        **contract.BatchingOverrides(**batching.model_dump()).to_env(),
+    }
+    argv = contract.service_command(bd.spec.service, service.name, workers=service.workers)
+    return argv, env
 
 
 def _runner_runtime(
@@ -86,6 +113,7 @@ def _runner_runtime(
 _RUNTIME: dict[str, Callable[[spec.BentoDeployment, Component, Sequence[Component]], Runtime]] = {
     components.API.name: _api_runtime,
     components.RUNNER.name: _runner_runtime,
+    components.SERVICE.name: _service_runtime,
 }
 
 

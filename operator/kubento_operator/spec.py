@@ -50,6 +50,8 @@ RESOURCE_NAME_PATTERN = (
 )
 DEPLOYMENT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_RUNNERS = 32
+MAX_SERVICES = 32
+SERVICE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 RESERVED_ENV_PREFIX = "KUBENTO_"
 
 
@@ -399,6 +401,24 @@ class RunnerSpec(MemberSpec):
     """One runner: its own Deployment, headless Service and HPA."""
 
 
+class ServiceSpec(MemberSpec):
+    """One dependency service of a `@kubento.service` graph: its own Deployment, headless
+    Service and HPA; its pods serve the class's APIs over gRPC."""
+
+    name: str = Field(
+        min_length=1, max_length=contract.MAX_NAME_LENGTH, pattern=SERVICE_NAME_PATTERN
+    )
+    """The service's name as the code declares it (`@kubento.service(name=...)`, default the
+    class name, e.g. `ModelA`); objects use its DNS form (`model-a`)."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_api_label(cls, value: str) -> str:
+        if contract.service_label(value) == naming.API_COMPONENT:
+            raise ValueError("'api' names the API server's objects; choose another name")
+        return value
+
+
 class TLS(Model):
     """TLS for the Ingress host."""
 
@@ -437,7 +457,8 @@ class LocalObjectReference(Model):
 
 
 class BentoDeploymentSpec(ComponentSpec):
-    """A served application: one API server Deployment plus one Deployment per runner.
+    """A served application: one API server Deployment plus one Deployment per runner and
+    per dependency service.
 
     The top-level component settings (resources, autoscaling, envs, probes, strategy,
     extra pod fields) are the API server's; each runner carries its own.
@@ -451,7 +472,13 @@ class BentoDeploymentSpec(ComponentSpec):
                     "s, s.name.replace('_', '-') == r.name.replace('_', '-')))",
                     "message": "runner names must be unique (after '_' -> '-')",
                     "fieldPath": ".runners",
-                }
+                },
+                {
+                    "rule": "!has(self.services) || self.services.all(r, "
+                    "self.services.exists_one(s, s.name == r.name))",
+                    "message": "service names must be unique",
+                    "fieldPath": ".services",
+                },
             ]
         }
     )
@@ -466,6 +493,8 @@ class BentoDeploymentSpec(ComponentSpec):
     """Secrets with registry credentials for the image."""
     runners: list[RunnerSpec] = Field(default_factory=list, max_length=MAX_RUNNERS)
     """The service's runners; each gets its own pods."""
+    services: list[ServiceSpec] = Field(default_factory=list, max_length=MAX_SERVICES)
+    """The dependency services of a `@kubento.service` entry class; each gets its own pods."""
     ingress: Ingress | None = None
     """An Ingress in front of the API server."""
 
@@ -474,6 +503,20 @@ class BentoDeploymentSpec(ComponentSpec):
     def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
         contract.check_distinct("runner", (runner.name for runner in runners))
         return runners
+
+    @model_validator(mode="after")
+    def _distinct_object_names(self) -> BentoDeploymentSpec:
+        """Runners and services share object names (`<deployment>-<name>`): none may collide."""
+        seen: dict[str, str] = {}
+        members = [(r.name, contract.dns_label(r.name), "runner") for r in self.runners]
+        members += [(s.name, contract.service_label(s.name), "service") for s in self.services]
+        for name, label, kind in members:
+            taken = seen.setdefault(label, f"{kind} {name!r}")
+            if taken != f"{kind} {name!r}":
+                raise ValueError(
+                    f"{taken} and {kind} {name!r} both become {label!r} in object names; rename one"
+                )
+        return self
 
 
 class Condition(Model):
@@ -497,7 +540,7 @@ class ComponentStatus(Model):
     """Replica counts of one component's Deployment."""
 
     name: str
-    """`api` or the runner's name."""
+    """`api`, or the runner's or service's name."""
     deployment: str
     """Name of the Deployment."""
     replicas: int = 0
@@ -523,6 +566,8 @@ class BentoDeploymentStatus(Model):
     """The API server's Deployment."""
     runners: list[ComponentStatus] = Field(default_factory=list)
     """Each runner's Deployment."""
+    services: list[ComponentStatus] = Field(default_factory=list)
+    """Each dependency service's Deployment."""
     endpoint: str | None = None
     """Where the API answers: the Ingress URL or the in-cluster Service URL."""
     ready_components: str | None = None
@@ -531,6 +576,8 @@ class BentoDeploymentStatus(Model):
     """Ready / desired API pods, e.g. 3/3."""
     runners_ready: str | None = None
     """Ready runners / all runners, e.g. 1/2."""
+    services_ready: str | None = None
+    """Ready services / all services, e.g. 3/3."""
 
 
 class ObjectMeta(BaseModel):
