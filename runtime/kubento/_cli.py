@@ -1,4 +1,4 @@
-"""`kubento api | runner | service | serve | models`: the command line (shapes: contract.py)."""
+"""`kubento api | runner | service | serve | deploy | models`: the CLI (shapes: contract.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from kubento import contract
+from kubento._deploy import commands as deploy_commands
 from kubento._models import commands as models_commands
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     models_commands.add_parser(commands)
+    deploy_commands.add_parser(commands)
     return parser
 
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "models":
         return models_commands.run(args)
+    if args.command == "deploy":
+        return deploy_commands.run(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",

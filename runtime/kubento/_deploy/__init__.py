@@ -1,0 +1,1 @@
+"""`kubento deploy`: a BentoDeployment built from the code, applied to a cluster."""
