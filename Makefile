@@ -34,6 +34,7 @@ test-cluster: install cluster-bins
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/graph.py
 
 # actionlint: built once with Go into the cache (shellcheck and hadolint come from the dev extra).
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
