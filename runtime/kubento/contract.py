@@ -340,6 +340,17 @@ def service_command(
     return argv
 
 
+def deployment_url(deployment: str, port: int = API_PORT) -> str:
+    """The URL of another BentoDeployment's API server in the same namespace: its API
+    Service `<name>-api` (short names resolve through the pod's DNS search path)."""
+    if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", deployment) or len(deployment) > 59:
+        raise ValueError(
+            f"invalid BentoDeployment name {deployment!r}: lowercase letters, digits and '-', "
+            f"starting with a letter, at most 59 characters (so '<name>-api' fits)"
+        )
+    return f"http://{deployment}-api:{port}"
+
+
 def runner_dns_target(service_name: str, namespace: str, port: int = RUNNER_PORT) -> str:
     """gRPC target for a runner behind a headless Service.
 

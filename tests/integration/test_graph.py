@@ -278,3 +278,70 @@ def test_kubento_serve_runs_the_graph(extra: tuple[str, ...]) -> None:
     finally:
         stop(process)  # type: ignore[arg-type]
     assert process.returncode == 0
+
+
+def test_a_service_outside_the_graph_is_called_over_http_and_named_when_down(
+    diamond: Graph,
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    api = spawn(
+        contract.api_command(f"{MODULE}:Outside", host="127.0.0.1", port=port),
+        {"GRAPH_DIAMOND_URL": diamond.url},
+    )
+    down_port = free_port()
+    down = spawn(
+        contract.api_command(f"{MODULE}:Outside", host="127.0.0.1", port=down_port),
+        {"GRAPH_DIAMOND_URL": f"http://127.0.0.1:{free_port()}"},
+    )
+    try:
+        wait_http(url + contract.READINESS_PATH, timeout=60, watch=[api])
+        x = np.asarray(rows(5), dtype=np.float32)
+        for route in ("/relay", "/relay_sync"):
+            reply = httpx.post(url + route, json={"x": rows(5)})
+            assert reply.status_code == 200, reply.text
+            np.testing.assert_allclose(reply.json(), -((x + 1) * 2 + 1), rtol=1e-6)
+        wait_http(f"http://127.0.0.1:{down_port}{contract.READINESS_PATH}", watch=[down])
+        reply = httpx.post(f"http://127.0.0.1:{down_port}/relay", json={"x": rows(5)})
+        assert reply.status_code == 503
+        assert reply.json()["error"].startswith("service at http://127.0.0.1:")
+        assert "api 'chain' is unavailable" in reply.json()["error"]
+    finally:
+        stop(api)
+        stop(down)
+
+
+def test_serve_runs_runners_and_services_together_and_names_a_dying_service() -> None:
+    import os
+    import signal
+    import sys
+
+    from tests.integration.processes import SERVICES_DIR, children_of
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "kubento", "serve", f"{MODULE}:Mixed"),
+            *("--working-dir", SERVICES_DIR, "--port", str(port)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + contract.READINESS_PATH, timeout=90, watch=[process])  # type: ignore[list-item]
+        reply = httpx.post(url + "/both", json={"x": rows(4)})
+        x = np.asarray(rows(4), dtype=np.float32)
+        np.testing.assert_allclose(reply.json(), (x + 1) * 3, rtol=1e-6)
+        embed = next(
+            pid
+            for pid in children_of(process.pid)
+            if b"Embed" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        os.kill(embed, signal.SIGKILL)
+        assert process.wait(timeout=30) == 1
+        assert process.stderr is not None
+        assert "service 'Embed' killed by signal 9" in process.stderr.read()
+    finally:
+        stop(process)  # type: ignore[arg-type]

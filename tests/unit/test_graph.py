@@ -199,3 +199,31 @@ def test_calling_a_dependency_nothing_serves_says_what_to_do() -> None:
 def test_unknown_dependency_method_lists_the_apis() -> None:
     with pytest.raises(AttributeError, match=r"has no api 'nope'; it has \['twice'\]"):
         _ = Left().leaf.nope
+
+
+def test_depends_takes_exactly_one_target() -> None:
+    with pytest.raises(TypeError, match="takes one of"):
+        kubento.depends(Leaf, url="http://x")
+    with pytest.raises(TypeError, match="takes one of"):
+        kubento.depends()
+
+
+def test_depends_on_a_deployment_is_its_api_service_in_this_namespace() -> None:
+    assert kubento.depends(deployment="search").url == "http://search-api:3000"
+    with pytest.raises(ValueError, match="invalid BentoDeployment name"):
+        kubento.depends(deployment="Search")
+
+
+def test_services_outside_the_graph_are_not_components() -> None:
+    @kubento.service
+    class Relay:
+        remote = kubento.depends(url="http://elsewhere:3000")
+
+        @kubento.api
+        def f(self, x: int) -> int:
+            return x
+
+    assert [c.name for c in build_graph(Relay).services] == ["Relay"]
+    assert GraphService(Relay).runners == {}
+    with pytest.raises(TypeError, match="takes keyword arguments"):
+        Relay().remote.f(1)

@@ -134,3 +134,10 @@ def test_printer_columns_count_services() -> None:
     (version,) = custom_resource_definition()["spec"]["versions"]
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Services"] == ".status.servicesReady"
+
+
+def test_the_contracts_deployment_url_is_the_rendered_api_service() -> None:
+    from kubento_operator import naming
+
+    for name in ("search", "a" * 59):
+        assert contract.deployment_url(name) == f"http://{naming.api_name(name)}:3000"

@@ -48,13 +48,14 @@ class GraphError(ValueError):
     """The graph of service classes cannot be served (a cycle, a name collision)."""
 
 
-def dependencies_of(cls: type) -> dict[str, Dependency]:
-    """The `kubento.depends()` attributes of a class, by attribute name."""
-    found: dict[str, Dependency] = {}
+def dependencies_of(cls: type) -> dict[str, type]:
+    """The service classes a class `kubento.depends()` on (not services outside the graph,
+    which are called over HTTP), by attribute name."""
+    found: dict[str, type] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
-            if isinstance(value, Dependency):
-                found[attr] = value
+            if isinstance(value, Dependency) and value.on is not None:
+                found[attr] = value.on
     return found
 
 
@@ -115,7 +116,7 @@ def build_graph(entry: type) -> Graph:
             cls, f"{require_config(path[-1]).name}: depends on " if path else ""
         )
         for dependency in dependencies_of(cls).values():
-            visit(dependency.on, (*path, cls))
+            visit(dependency, (*path, cls))
         done.add(cls)
         order.append(config)
 
@@ -269,7 +270,7 @@ def direct_components(config: ServiceConfig) -> list[Runner]:
     """What one service calls: its dependencies' components, then its own runners."""
     deps: dict[type, Runner] = {}
     for dependency in dependencies_of(config.cls).values():
-        deps.setdefault(dependency.on, runner_of(dependency.on))
+        deps.setdefault(dependency, runner_of(dependency))
     return [*deps.values(), *runners_of(config.cls)]
 
 

@@ -105,3 +105,39 @@ class Fragile:
     @kubento.api
     async def embed_only(self, x: Rows) -> np.ndarray:
         return await self.embed.to_async.encode(x)
+
+
+@kubento.service(traffic={"timeout": 2})
+class Outside:
+    """Calls the Diamond deployment over its HTTP API, as a service outside its graph."""
+
+    diamond = kubento.depends(url=os.environ.get("GRAPH_DIAMOND_URL", "http://127.0.0.1:9"))
+
+    @kubento.api
+    async def relay(self, x: Rows) -> list[list[float]]:
+        return await self.diamond.to_async.chain(x=x)  # type: ignore[no-any-return]
+
+    @kubento.api
+    def relay_sync(self, x: Rows) -> list[list[float]]:
+        return self.diamond.chain(x=x)  # type: ignore[no-any-return]
+
+
+class Scale(kubento.Runnable):
+    @kubento.Runnable.method(batchable=True)
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return x * 3
+
+
+scaler = kubento.Runner(Scale, name="scaler", max_batch_size=64, max_latency_ms=2000)
+
+
+@kubento.service
+class Mixed:
+    """A runner and a dependency service in one service class."""
+
+    scaler = scaler
+    embed = kubento.depends(Embed)
+
+    @kubento.api
+    async def both(self, x: Rows) -> np.ndarray:
+        return await self.scaler.scale.async_run(await self.embed.to_async.encode(x))
