@@ -147,7 +147,7 @@ def _validate(manifest: dict[str, Any]) -> None:
     """Check the object against the operator's spec models (the CRD's source) when they are
     installed, so a bad value fails here rather than at the API server."""
     try:
-        from kubento_operator import spec as operator_spec
+        import kubento_operator.spec as operator_spec
     except ImportError:
         return
     try:
