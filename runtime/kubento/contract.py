@@ -39,6 +39,8 @@ ENV_MAX_REQUEST_BYTES = "KUBENTO_MAX_REQUEST_BYTES"
 ENV_DEPLOYMENT_NAME = "KUBENTO_DEPLOYMENT_NAME"
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+BODIES_IN_FLIGHT = 4
+"""An API process holds at most this many maximum-size request bodies' bytes at once."""
 
 # gRPC metadata key carrying the API request id to runners.
 REQUEST_ID_METADATA = "x-request-id"
