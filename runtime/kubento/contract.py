@@ -43,12 +43,49 @@ ENV_MAX_REQUEST_BYTES = "KUBENTO_MAX_REQUEST_BYTES"
 ENV_DEPLOYMENT_NAME = "KUBENTO_DEPLOYMENT_NAME"
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+BODIES_IN_FLIGHT = 4
+"""An API process holds at most this many maximum-size request bodies' bytes at once."""
 
 # gRPC metadata key carrying the API request id to runners.
 REQUEST_ID_METADATA = "x-request-id"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+"""What a client's `x-request-id` may be; any other value is replaced by a generated id, so
+no caller's header can break a gRPC call it shares with others or forge log fields."""
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def valid_request_id(value: str) -> bool:
+    return _REQUEST_ID.match(value) is not None
+
+
+ENV_REQUEST_TIMEOUT = "KUBENTO_REQUEST_TIMEOUT_S"
+"""End-to-end budget of one HTTP request in the API server (BentoML's `traffic.timeout`);
+its remaining time is the gRPC deadline of every call the request makes; 504 past it."""
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
+
+# Models. Tags are `name:version`, each part as BentoML's; a component whose spec lists
+# models gets them pulled at pod start into MODELS_HOME, a volume its container reads.
+MODEL_TAG_PART = r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?"
+MAX_MODEL_TAG_PART = 63
+MODEL_TAG_PATTERN = rf"^{MODEL_TAG_PART}:{MODEL_TAG_PART}$"
+"""An exact model tag, `name:version` (what a pull needs; `latest` is for local use)."""
+MODEL_SHA256_PATTERN = r"^(sha256:)?[0-9a-f]{64}$"
+MODEL_SOURCE_PATTERN = r"^(https?|s3|pvc)://[^\s]+$"
+ENV_HOME = "KUBENTO_HOME"
+"""Root of the model store (`$KUBENTO_HOME/models/<name>/<version>/`)."""
+ENV_S3_ENDPOINT = "KUBENTO_S3_ENDPOINT"
+ENV_PVC_ROOT = "KUBENTO_PVC_ROOT"
+MODELS_HOME = "/var/lib/kubento"
+PVC_ROOT = "/mnt/kubento/pvc"
+"""Where a `pvc://claim/path` source's claim is mounted (`<PVC_ROOT>/<claim>`)."""
+
+
+def models_pull_command(tag: str, source: str, sha256: str) -> list[str]:
+    """The init container that fetches one model archive, checks it and imports it."""
+    return [EXECUTABLE, "models", "pull", tag, source, "--sha256", sha256]
 
 
 # Names. Component names (runners, services) become Kubernetes object names
@@ -197,6 +234,20 @@ BATCHING_KNOBS: tuple[Knob, ...] = (
         maximum=None,
         description=(
             "Deadline of a call, in milliseconds, when the caller sends none; unset means none."
+        ),
+        exclusive_minimum=True,
+    ),
+    Knob(
+        "max_queue_wait_ms",
+        float,
+        default=None,
+        minimum=0,
+        maximum=None,
+        description=(
+            "Opt-in shedding on forecast queue wait (BentoML's behaviour): reject a call at "
+            "once (HTTP 503) when the queue would hold it longer than this, in milliseconds. "
+            "Unset: a call is never rejected for waiting, only for a full queue or a deadline "
+            "it cannot meet."
         ),
         exclusive_minimum=True,
     ),

@@ -76,9 +76,15 @@ def wait_http(
 
 class RunnerProcess:
     def __init__(
-        self, service: str, name: str, env: dict[str, str] | None = None, workers: int = 1
+        self,
+        service: str,
+        name: str,
+        env: dict[str, str] | None = None,
+        working_dir: str = SERVICES_DIR,
+        workers: int = 1,
     ) -> None:
         self.service, self.name, self.env, self.workers = service, name, env, workers
+        self.working_dir = working_dir
         self.port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -103,7 +109,7 @@ class RunnerProcess:
             metrics_port=self.metrics_port,
             workers=self.workers,
         )
-        self.process = spawn(argv, self.env, log_path=self.log_path)
+        self.process = spawn(argv, self.env, cwd=self.working_dir, log_path=self.log_path)
         wait_http(
             f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
         )
@@ -120,10 +126,11 @@ def running_service(
     runners: list[str],
     env: dict[str, str] | None = None,
     api_log: Path | None = None,
+    working_dir: str = SERVICES_DIR,
 ) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
     """Runner processes plus an API server process, wired as the operator wires pods; the
     API server's output goes to `api_log` when given."""
-    workers = {name: RunnerProcess(service, name, env) for name in runners}
+    workers = {name: RunnerProcess(service, name, env, working_dir) for name in runners}
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
     try:
@@ -134,6 +141,7 @@ def running_service(
             contract.api_command(service, host="127.0.0.1", port=api_port),
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
             log_path=api_log,
+            cwd=working_dir,
         )
         url = f"http://127.0.0.1:{api_port}"
         wait_http(url + contract.READINESS_PATH, watch=[api])

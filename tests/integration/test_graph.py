@@ -193,7 +193,7 @@ def test_a_dependency_slower_than_the_deadline_is_a_504_within_it(
     reply, took = post_both(fragile.url)
     assert reply.status_code == 504, reply.text
     assert reply.json()["error"] == (
-        "service 'Unreliable' method 'work' did not answer within the request's deadline"
+        "service 'Unreliable' method 'work' did not answer within the request's time"
     )
     assert reply.json()["detail"] == {"dependency": "Unreliable"}
     assert took < 1.5

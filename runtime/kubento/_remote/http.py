@@ -21,7 +21,7 @@ import pydantic_core
 from kubento._sdk.handles import deadline, request_id
 from kubento._sdk.typed import to_wire
 from kubento.exceptions import (
-    DependencyTimeout,
+    GatewayTimeout,
     KubentoError,
     RunnerError,
     RunnerOverloaded,
@@ -86,7 +86,7 @@ class HTTPService:
     def _check_time(self, api: str) -> float:
         timeout = self._timeout()
         if timeout <= 0:
-            raise DependencyTimeout(
+            raise GatewayTimeout(
                 f"{self._where(api)} was not called: the request's deadline had passed",
                 {"dependency": self.url},
             )
@@ -95,8 +95,8 @@ class HTTPService:
     def _failed(self, api: str, exc: httpx.HTTPError) -> KubentoError:
         detail = {"dependency": self.url}
         if isinstance(exc, httpx.TimeoutException):
-            return DependencyTimeout(
-                f"{self._where(api)} did not answer within the request's deadline", detail
+            return GatewayTimeout(
+                f"{self._where(api)} did not answer within the request's time", detail
             )
         return RunnerUnavailable(
             f"{self._where(api)} is unavailable: {type(exc).__name__}: {exc}",
@@ -118,7 +118,7 @@ class HTTPService:
             if reply.status_code == 503:
                 return _raise(RunnerUnavailable(message, detail, retry_after_s=1.0))
             if reply.status_code == 504:
-                return _raise(DependencyTimeout(message, detail))
+                return _raise(GatewayTimeout(message, detail))
             return _raise(RunnerError(message))
         if media == NPY_MEDIA_TYPE:
             return np.load(io.BytesIO(reply.content), allow_pickle=False)

@@ -37,7 +37,7 @@ from kubento._sdk.runner import Runner
 from kubento._sdk.service import Service
 from kubento._sdk.typed import TypedInput, TypedOutput, from_wire, to_wire
 from kubento.batching import BadBatch, Overloaded, Rejected
-from kubento.exceptions import DependencyTimeout, RunnerOverloaded, RunnerUnavailable
+from kubento.exceptions import GatewayTimeout, RunnerOverloaded, RunnerUnavailable
 
 SERVICE_THREADS = 8
 """Threads per service process for sync API methods (batches are serialised anyway by
@@ -194,7 +194,7 @@ class ServiceRunnable(Runnable):
             return to_wire(result)
         except RunnerOverloaded as exc:
             raise Overloaded(exc.message, retry_after_s=exc.retry_after_s or 1.0) from None
-        except (RunnerUnavailable, DependencyTimeout) as exc:
+        except (RunnerUnavailable, GatewayTimeout) as exc:
             # Shed, as the dispatcher sheds: the caller sees this service unavailable,
             # with the dependency that was named in the message.
             raise Rejected(exc.message, retry_after_s=exc.retry_after_s or 1.0) from None
@@ -318,7 +318,10 @@ class GraphService(Service):
         timeout = self.entry.timeout_s
 
         async def endpoint(values: dict[str, Any]) -> Any:
-            deadline.set(time.monotonic() + timeout)
+            # The service's traffic timeout, within what the server gives any request.
+            ends = time.monotonic() + timeout
+            server_ends = deadline.get()
+            deadline.set(ends if server_ends is None else min(ends, server_ends))
             instance = self._instance or await asyncio.to_thread(self.instance)
             method = getattr(instance, api.name)
             if api.is_async:

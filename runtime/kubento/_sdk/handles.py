@@ -34,11 +34,8 @@ current_handles: contextvars.ContextVar[Handles | None] = contextvars.ContextVar
     "kubento_handles", default=None
 )
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "kubento_deadline", default=None
-)
-"""The current request's absolute `time.monotonic()` deadline; every dependency call sends
-what is left of it as its gRPC deadline, so the budget shrinks hop by hop."""
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+"""The current request's end by `time.monotonic()`; every remote call gets what remains."""
 
 
 def bound(handles: Handles) -> contextvars.Token[Handles | None]:
