@@ -293,7 +293,6 @@ class GraphService(Service):
     def __init__(self, entry: type, *, local: bool = False) -> None:
         self.graph = build_graph(entry)
         self.entry = self.graph.entry
-        self.local = local
         runners = [] if local else direct_components(self.entry)
         super().__init__(contract.service_label(self.entry.name), runners=runners)
         self._instance: Any = None
