@@ -127,6 +127,28 @@ def test_diamond_answers_each_of_512_concurrent_callers_with_its_own_rows(diamon
         np.testing.assert_allclose(body["b"], -(x + 1), rtol=1e-6)
 
 
+def batch_stats(worker: Worker) -> tuple[float, float]:
+    """(model calls, rows) of a service worker's batchable methods, from its metrics."""
+    text = httpx.get(f"http://127.0.0.1:{worker.metrics_port}{contract.METRICS_PATH}").text
+    calls = rows_ = 0.0
+    for line in text.splitlines():
+        if line.startswith("kubento_runner_batch_size_count"):
+            calls += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("kubento_runner_batch_size_sum"):
+            rows_ += float(line.rsplit(" ", 1)[1])
+    return calls, rows_
+
+
+def test_the_shared_service_batches_rows_from_both_of_its_callers(diamond: Graph) -> None:
+    calls_before, rows_before = batch_stats(diamond.workers["Embed"])
+    bodies = [{"x": rows(i)} for i in range(256)]
+    replies = asyncio.run(many(diamond.url, "/score", bodies))
+    assert all(reply.status_code == 200 for reply in replies)
+    calls, rows_ = batch_stats(diamond.workers["Embed"])
+    assert rows_ - rows_before == 2 * 256  # ModelA's and ModelB's rows, each once
+    assert (rows_ - rows_before) / (calls - calls_before) > 2  # batched, not one by one
+
+
 def test_sequential_calls_through_two_services_return_each_callers_rows(diamond: Graph) -> None:
     bodies = [{"x": rows(i)} for i in range(CALLERS)]
     replies = asyncio.run(many(diamond.url, "/chain", bodies))
