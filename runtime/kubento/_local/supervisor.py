@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from kubento import contract
+from kubento._runner import gpus, nvml
 from kubento._sdk.classes import ServiceConfig
 from kubento._sdk.graph import GraphService
 from kubento._sdk.runner import Runner
@@ -92,11 +93,18 @@ class LocalServer:
 
     def start(self) -> None:
         # Every address is known before any child starts: a service checks its map at start.
-        names = runner_names(self.service) + [r.name for _, r in service_components(self.service)]
+        runners = runners_to_start(self.service)
+        names = list(runners) + [r.name for _, r in service_components(self.service)]
         ports = {name: free_port(self.host) for name in names}
         self.runner_map = {name: f"{self.host}:{port}" for name, port in ports.items()}
         encoded = contract.encode_runner_map(self.runner_map)
-        for name in runner_names(self.service):
+        # The machine's GPUs go to the runners that use GPUs, disjoint when there are enough.
+        devices = gpus.serve_envs(
+            {name: runner.runnable_class.SUPPORTED_RESOURCES for name, runner in runners.items()},
+            self.env,
+            nvml.device_count,
+        )
+        for name in runners:
             argv = contract.runner_command(
                 self.import_path,
                 name,
@@ -104,7 +112,8 @@ class LocalServer:
                 port=ports[name],
                 metrics_port=free_port(self.host),
             )
-            env = {**self.env, contract.ENV_RUNNER_NAME: name, contract.ENV_RUNNER_MAP: encoded}
+            env = {**self.env, **devices[name], contract.ENV_RUNNER_NAME: name}
+            env[contract.ENV_RUNNER_MAP] = encoded
             self._spawn(f"runner {name!r}", argv, env)
         for config, runner in service_components(self.service):
             argv = contract.service_command(
@@ -162,11 +171,11 @@ def service_components(service: Service) -> list[tuple[ServiceConfig, Runner]]:
     return []
 
 
-def runner_names(service: Service) -> list[str]:
+def runners_to_start(service: Service) -> dict[str, Runner]:
     """The runners to start: a Service's, or every runner of a service class graph."""
     if isinstance(service, GraphService):
-        return [runner.name for runner in service.graph.runners()]
-    return list(service.runners)
+        return {runner.name: runner for runner in service.graph.runners()}
+    return dict(service.runners)
 
 
 class ChildDied(RuntimeError):
