@@ -92,13 +92,19 @@ async def test_a_replaced_runner_costs_no_failed_call(port: int) -> None:
         await new.stop()
 
 
-async def test_with_no_runner_a_call_fails_after_the_connect_wait(port: int) -> None:
-    client = RunnerClient("r", f"127.0.0.1:{port}", connections=2, connect_wait_s=0.3)
+async def test_a_runner_that_stays_down_gets_fast_failures_after_the_connect_wait(
+    port: int,
+) -> None:
+    client = RunnerClient("r", f"127.0.0.1:{port}", connections=2, connect_wait_s=0.5)
     try:
         started = time.monotonic()
         with pytest.raises(RunnerUnavailable):
             await client.call("m", ("x",))
-        assert 0.3 <= time.monotonic() - started < 5
+        assert 0.5 <= time.monotonic() - started < 5
+        started = time.monotonic()  # still down: no second wait
+        with pytest.raises(RunnerUnavailable):
+            await client.call("m", ("x",))
+        assert time.monotonic() - started < 0.4
     finally:
         await client.close(0)
 

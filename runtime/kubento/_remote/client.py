@@ -8,9 +8,10 @@ connections and rotates calls over those too.
 
 When a runner pod goes away (a rollout, a scale-down) its connections get a
 GOAWAY and the channels re-resolve the Service; until one has connected to a
-pod that is still there, a call waits for it, at most `connect_wait_s`, rather
-than failing at once. The call is not sent before a connection is up, so no
-runner ever sees it twice: nothing is retried after a runner has answered.
+pod that is still there, calls wait for it, up to `connect_wait_s` after the
+first one found no connection, rather than failing at once (a runner that stays
+down still gets fast 503s after that). A call is not sent before a connection is
+up, so no runner ever sees it twice: nothing is retried after a runner answered.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class RunnerClient:
         self._health: list[health_pb2_grpc.HealthStub] = []
         self._next = itertools.count()
         self._any_ready: asyncio.Future[None] | None = None
+        self._down_since: float | None = None  # when a call first found no connection up
 
     def _ensure_channels(self) -> None:
         if self._channels:
@@ -111,22 +113,31 @@ class RunnerClient:
             index = (start + offset) % len(self._channels)
             state = self._channels[index].get_state(try_to_connect=True)
             if state == grpc.ChannelConnectivity.READY:
+                self._down_since = None
                 return index
         return None
 
     async def _pick(self, wait_s: float) -> int:
-        """The next channel in rotation that is up. When none is, wait up to `wait_s` for
-        one to connect (nothing has been sent yet, so waiting is always safe); after that,
-        any one, so the call fails fast with UNAVAILABLE."""
+        """The next channel in rotation that is up.
+
+        When none is, wait for one to connect (nothing has been sent yet, so waiting
+        is always safe), until `wait_s` after the first call that found none up:
+        a replaced pod costs a short wait, a runner that stays down fast 503s.
+        """
         start = next(self._next)
         index = self._ready_index(start)
-        if index is None and wait_s > 0:
-            if self._any_ready is None or self._any_ready.done():
-                # One watcher for every waiting call, however many there are.
-                self._any_ready = asyncio.ensure_future(self._wait_any_ready())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._any_ready), wait_s)
-            index = self._ready_index(start)
+        if index is None:
+            now = time.monotonic()
+            if self._down_since is None:
+                self._down_since = now
+            remaining = self._down_since + wait_s - now
+            if remaining > 0:
+                if self._any_ready is None or self._any_ready.done():
+                    # One watcher for every waiting call, however many there are.
+                    self._any_ready = asyncio.ensure_future(self._wait_any_ready())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._any_ready), remaining)
+                index = self._ready_index(start)
         return start % len(self._channels) if index is None else index
 
     async def _wait_any_ready(self) -> None:
@@ -174,7 +185,8 @@ class RunnerClient:
 
     async def healthy(self, timeout_s: float = 1.0) -> bool:
         self._ensure_channels()
-        health = self._health[await self._pick(0)]
+        index = self._ready_index(next(self._next))
+        health = self._health[index or 0]
         try:
             reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
         except grpc.aio.AioRpcError:
