@@ -9,7 +9,9 @@
 #      Service what their models give when called directly in the same image
 #   5. a runner pod deleted under a trickle of requests: 503s, then recovery; a `kubectl rollout
 #      restart` of the runner under the trickle: no failed request
-#   6. the runner scaled to 3 pods: every pod's runner metrics count calls, answers stay right
+#   6. the runner scaled to 3 pods: every pod's runner metrics count calls, answers stay right;
+#      then an HPA on real CPU metrics (metrics-server, built here: e2e/metrics-server.sh)
+#      scales it down to 1 when idle, up under a bounded load, and down again
 #   7. a crashing service shows Degraded/CrashLoopBackOff, a missing image ImagePullBackOff
 #   8. deleting a BentoDeployment garbage-collects its children; `helm uninstall` leaves nothing
 #
@@ -38,6 +40,7 @@ port_forward_pid=""
 kind=""
 helm=""
 started=$SECONDS
+started_at=$(date +%s)
 
 log() { printf '\n=== [%4ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
 die() {
@@ -106,6 +109,9 @@ finish() {
 	elif [[ -n "$kind" ]]; then
 		"$kind" delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
 	fi
+	# Images a rebuild here left untagged (e2e/images.sh prunes its own; this catches the node
+	# and metrics-server images'); never one created since this run started.
+	docker image prune --force --filter "until=$started_at" >/dev/null 2>&1 || true
 	if ((status == 0)); then
 		echo "e2e: PASS in $((SECONDS - started))s" >&2
 	else
@@ -248,6 +254,49 @@ YAML
 	k wait "pod/$1" --for=condition=Ready --timeout=2m >/dev/null
 }
 
+load() { # load NAME BD API SECONDS THREADS: a pod POSTing to the API Service from THREADS loops
+	local service url
+	service=$(component "$2" api services)
+	url="http://${service#service/}.$APP_NAMESPACE.svc:3000/$3"
+	k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: client
+      image: kubento-quickstart:$TAG
+      imagePullPolicy: Never
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      command:
+        - python
+        - -c
+        - |
+          import collections, sys, threading, time, urllib.error, urllib.request
+          url, body, seconds, threads = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3]), int(sys.argv[4])
+          end, counts = time.monotonic() + seconds, collections.Counter()
+          def loop():
+              while time.monotonic() < end:
+                  request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+                  try:
+                      counts[urllib.request.urlopen(request, timeout=10).status] += 1
+                  except urllib.error.HTTPError as error:
+                      counts[error.code] += 1
+                  except OSError as error:
+                      counts[type(error).__name__] += 1
+          workers = [threading.Thread(target=loop) for _ in range(threads)]
+          for worker in workers:
+              worker.start()
+          while any(worker.is_alive() for worker in workers):
+              time.sleep(10)
+              print(f"{time.monotonic():.0f} {dict(counts)}", flush=True)
+      args: ["$url", "$REQUEST", "$4", "$5"]
+YAML
+	k wait "pod/$1" --for=condition=Ready --timeout=2m >/dev/null
+}
+
 trickle_results() { # trickle_results NAME: wait for the pod to finish; print its status lines
 	k wait "pod/$1" --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m >/dev/null
 	k logs "pod/$1" | tee "$artifacts/$1.log" | grep -v '^done$'
@@ -285,6 +334,9 @@ helm=$(find_helm)
 
 log "images (make images)"
 bash e2e/images.sh "$TAG"
+
+log "metrics-server (built with Go, an image made here: e2e/metrics-server.sh)"
+metrics_image=$(bash e2e/metrics-server.sh)
 
 log "kind $KIND_VERSION node image"
 config="$artifacts/kind.yaml"
@@ -325,7 +377,7 @@ log "kind: creating cluster $CLUSTER"
 "$kind" create cluster --name "$CLUSTER" --config "$config" "${image_flag[@]}" --wait 5m
 kubectl config use-context "kind-$CLUSTER"
 kubectl -n kube-system wait deployment/coredns --for=condition=Available --timeout=3m
-for image in "$OPERATOR_IMAGE" kubento-quickstart:$TAG kubento-composition:$TAG; do
+for image in "$OPERATOR_IMAGE" kubento-quickstart:$TAG kubento-composition:$TAG "$metrics_image"; do
 	"$kind" load docker-image "$image" --name "$CLUSTER"
 done
 
@@ -347,6 +399,9 @@ done
 "$helm" install "$RELEASE" charts/kubento-operator --namespace "$OPERATOR_NAMESPACE" \
 	--set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="$TAG" \
 	--set image.pullPolicy=Never --set log.level=debug --wait --timeout 5m
+# metrics-server now (after helm, whose discovery dislikes an APIService not yet served): it
+# needs a scrape or two before the HPA step reads CPU.
+sed "s|image: IMAGE$|image: $metrics_image|" e2e/metrics-server.yaml | kubectl apply -f - >/dev/null
 
 # --- examples ----------------------------------------------------------------------------------
 
@@ -382,11 +437,9 @@ echo "trickle: $(wc -l <<<"$results") requests, $failed failed ($unavailable 503
 ((other == 0)) || die "statuses other than 200/503/connection errors: $(awk '$2 != 200 && $2 != 503' <<<"$results" | sort -u -k2 | head)"
 ((tail_ok == 0)) || die "no recovery: the last 25 requests were not all 200"
 
-log "kubectl rollout restart of the runner under a trickle: only clean 503s, at most 2%"
-# Known gap: a rollout of a one-pod runner has cost a few 503s (0 to 3 of ~280 requests in
-# runs here), presumably while the API re-resolves the headless Service and CoreDNS still
-# answers with the old pod (its cache holds answers 30 s). No error other than a clean 503
-# may appear, and the runner must be serving again at the end.
+log "kubectl rollout restart of the runner under a trickle: no failed request"
+# The old pod's GOAWAY makes the API's channels re-resolve the headless Service (within 1 s),
+# and calls wait for the new pod's connection rather than failing (runner client, at most 3 s).
 trickle trickle-rollout quickstart classify 60
 sleep 5
 k rollout restart "$runner"
@@ -394,12 +447,9 @@ k rollout status "$runner" --timeout=4m
 results=$(trickle_results trickle-rollout)
 total=$(wc -l <<<"$results")
 failed=$(awk '$2 != 200' <<<"$results" | wc -l)
-other=$(awk '$2 != 200 && $2 != 503' <<<"$results" | wc -l)
-tail_ok=$(tail -n 25 <<<"$results" | awk '$2 != 200' | wc -l)
-echo "trickle: $total requests through the rollout, $failed failed ($other not 503)" >&2
-((other == 0)) || die "failures other than 503 during the rollout: $(awk '$2 != 200 && $2 != 503' <<<"$results" | head)"
-((failed * 50 <= total)) || die "$failed of $total requests failed during the rollout"
-((tail_ok == 0)) || die "the last 25 requests after the rollout were not all 200"
+echo "trickle: $total requests through the rollout, $failed failed" >&2
+((failed == 0)) || die "$failed of $total requests failed during the rollout: $(awk '$2 != 200' <<<"$results" | head)"
+((total >= 100)) || die "only $total requests in the rollout's trickle"
 
 log "scale runner classifier to 3 pods: calls spread over every pod"
 k patch bentodeployment quickstart --type=json \
@@ -421,6 +471,49 @@ for pod in $(k get pods -o name -l "serving.kubento.io/deployment=quickstart,ser
 done
 forward quickstart
 eventually 60 api_answers classify || die "the API stopped answering"
+check_answers quickstart quickstart classify
+stop_forward
+
+log "HPA on real CPU metrics (metrics-server): 3 -> 1 pod idle, up under a bounded load, down again"
+kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
+kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=3m
+runner_pod_metrics() { # metrics-server reports CPU for every pod of the runner
+	local want have
+	want=$(k get pods -o name -l "serving.kubento.io/deployment=quickstart,serving.kubento.io/component=runner" | wc -l)
+	have=$(kubectl get --raw "/apis/metrics.k8s.io/v1beta1/namespaces/$APP_NAMESPACE/pods?labelSelector=serving.kubento.io/component%3Drunner,serving.kubento.io/deployment%3Dquickstart" 2>/dev/null |
+		python3 -c 'import json, sys; print(sum(1 for pod in json.load(sys.stdin)["items"] if pod["containers"]))') || return 1
+	((want > 0 && have == want))
+}
+eventually 180 runner_pod_metrics || die "metrics-server reports no CPU for the runner pods"
+k top pods >&2
+# CPU target 50% of the runner's 50m request; scale-down stabilization 15 s (the default is
+# 5 minutes) so that the step sees it come back down.
+k patch bentodeployment quickstart --type=json -p '[{"op": "replace", "path": "/spec/runners/0/autoscaling", "value": {
+  "minReplicas": 1, "maxReplicas": 3,
+  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+  "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0},
+               "scaleDown": {"stabilizationWindowSeconds": 15, "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}}}]'
+hpa=$(component quickstart runner hpa)
+[[ -n "$hpa" ]] || die "no HPA for runner classifier"
+hpa_reads_cpu() { [[ -n "$(k get "$hpa" -o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}')" ]]; }
+ready_at_least() {
+	local ready
+	ready=$(k get "$runner" -o jsonpath='{.status.readyReplicas}')
+	((${ready:-0} >= $1))
+}
+eventually 120 hpa_reads_cpu || die "$hpa reads no CPU utilization: $(k describe "$hpa" | tail -n 15)"
+eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale an idle runner down to 1: $(k get "$hpa" --no-headers)"
+echo "idle: $(k get "$hpa" --no-headers)" >&2
+load hpa-load quickstart classify 240 3
+eventually 240 ready_at_least 2 || die "$hpa did not scale up under load: $(k get "$hpa" --no-headers)"
+echo "under load: $(k get "$hpa" --no-headers)" >&2
+k top pods >&2
+k logs pod/hpa-load >"$artifacts/hpa-load.log" 2>&1 || true
+k delete pod hpa-load --grace-period=1 --wait=false >/dev/null
+eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale back down after the load: $(k get "$hpa" --no-headers)"
+echo "after the load: $(k get "$hpa" --no-headers)" >&2
+forward quickstart
+eventually 60 api_answers classify || die "the API stopped answering after the HPA scaled down"
 check_answers quickstart quickstart classify
 stop_forward
 

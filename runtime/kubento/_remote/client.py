@@ -5,11 +5,19 @@ pod and balances calls over them round robin. A runner pod may run several
 worker processes on one port (SO_REUSEPORT), and the kernel hands each
 *connection* to one of them, so the client keeps a few channels with their own
 connections and rotates calls over those too.
+
+When a runner pod goes away (a rollout, a scale-down) its connections get a
+GOAWAY and the channels re-resolve the Service; until one has connected to a
+pod that is still there, calls wait for it, up to `connect_wait_s` after the
+first one found no connection, rather than failing at once (a runner that stays
+down still gets fast 503s after that). A call is not sent before a connection is
+up, so no runner ever sees it twice: nothing is retried after a runner answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import itertools
@@ -44,6 +52,8 @@ DEFAULT_TIMEOUT_S = 60.0
 CONNECTIONS_PER_RUNNER = 8
 RETRY_AFTER_METADATA = "retry-after-s"
 CLOSE_GRACE_S = 10.0
+CONNECT_WAIT_S = 3.0
+DNS_MIN_RESOLUTION_INTERVAL_MS = 1000
 
 CHANNEL_OPTIONS = [
     ("grpc.lb_policy_name", "round_robin"),
@@ -52,6 +62,10 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # gRPC re-resolves a dns:/// target when a connection goes away, but by default
+    # at most every 30 s: a channel that resolved shortly before a runner pod was
+    # replaced would keep only the gone pod's address for up to that long.
+    ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_RESOLUTION_INTERVAL_MS),
     # Each channel owns its connections, rather than sharing them process-wide.
     ("grpc.use_local_subchannel_pool", 1),
 ]
@@ -66,15 +80,19 @@ class RunnerClient:
         target: str,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connections: int = CONNECTIONS_PER_RUNNER,
+        connect_wait_s: float = CONNECT_WAIT_S,
     ) -> None:
         self.name = name
         self.target = target
         self.timeout_s = timeout_s
         self.connections = connections
+        self.connect_wait_s = connect_wait_s
         self._channels: list[grpc.aio.Channel] = []
         self._calls: list[Any] = []
+        self._health: list[health_pb2_grpc.HealthStub] = []
         self._next = itertools.count()
-        self._health: health_pb2_grpc.HealthStub | None = None
+        self._any_ready: asyncio.Future[None] | None = None
+        self._down_since: float | None = None  # when a call first found no connection up
 
     def _ensure_channels(self) -> None:
         if self._channels:
@@ -89,17 +107,49 @@ class RunnerClient:
                     response_deserializer=pb.CallResponse.FromString,
                 )
             )
-        self._health = health_pb2_grpc.HealthStub(self._channels[0])
+            self._health.append(health_pb2_grpc.HealthStub(channel))
 
-    def _pick(self) -> Any:
-        """The next connection in rotation that is up; any one if none is (to fail fast)."""
-        start = next(self._next)
-        for offset in range(len(self._calls)):
-            index = (start + offset) % len(self._calls)
+    def _ready_index(self, start: int) -> int | None:
+        """The first channel from `start` in rotation that has a connection up, if any."""
+        for offset in range(len(self._channels)):
+            index = (start + offset) % len(self._channels)
             state = self._channels[index].get_state(try_to_connect=True)
             if state == grpc.ChannelConnectivity.READY:
-                return self._calls[index]
-        return self._calls[start % len(self._calls)]
+                self._down_since = None
+                return index
+        return None
+
+    async def _pick(self, wait_s: float) -> int:
+        """The next channel in rotation that is up.
+
+        When none is, wait for one to connect (nothing has been sent yet, so waiting
+        is always safe), until `wait_s` after the first call that found none up:
+        a replaced pod costs a short wait, a runner that stays down fast 503s.
+        """
+        start = next(self._next)
+        index = self._ready_index(start)
+        if index is None:
+            now = time.monotonic()
+            if self._down_since is None:
+                self._down_since = now
+            remaining = self._down_since + wait_s - now
+            if remaining > 0:
+                if self._any_ready is None or self._any_ready.done():
+                    # One watcher for every waiting call, however many there are.
+                    self._any_ready = asyncio.ensure_future(self._wait_any_ready())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._any_ready), remaining)
+                index = self._ready_index(start)
+        return start % len(self._channels) if index is None else index
+
+    async def _wait_any_ready(self) -> None:
+        waiters = [asyncio.ensure_future(channel.channel_ready()) for channel in self._channels]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def call(
         self, method: str, args: tuple[Any, ...], request_ids: tuple[str, ...] | None = None
@@ -111,7 +161,6 @@ class RunnerClient:
         can grow or break a call it shares. Its deadline is what the request has left.
         """
         self._ensure_channels()
-        call = self._pick()
         ids = request_ids if request_ids is not None else (request_id.get(),)
         rid = ids[0] if len(ids) == 1 else f"call-{uuid.uuid4().hex[:16]}"
         metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
@@ -123,6 +172,9 @@ class RunnerClient:
                 raise GatewayTimeout(
                     f"runner {self.name!r} method {method!r} not called: the request's time ran out"
                 )
+        started = time.monotonic()
+        call = self._calls[await self._pick(min(self.connect_wait_s, timeout))]
+        timeout = max(0.001, timeout - (time.monotonic() - started))
         request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
         try:
             response = await call(request, timeout=timeout, metadata=metadata)
@@ -159,18 +211,24 @@ class RunnerClient:
 
     async def healthy(self, timeout_s: float = 1.0) -> bool:
         self._ensure_channels()
-        assert self._health is not None
+        index = self._ready_index(next(self._next))
+        health = self._health[index or 0]
         try:
-            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
         except grpc.aio.AioRpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         """Close the connections, letting calls still in flight finish for `grace_s`."""
+        if self._any_ready is not None:
+            self._any_ready.cancel()
+            await asyncio.gather(self._any_ready, return_exceptions=True)
+            self._any_ready = None
         await asyncio.gather(*(channel.close(grace=grace_s) for channel in self._channels))
         self._channels.clear()
         self._calls.clear()
+        self._health.clear()
 
 
 class RemoteHandle:
