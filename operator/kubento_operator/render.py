@@ -315,7 +315,7 @@ def _model_pulls(
         env = [{"name": contract.ENV_HOME, "value": contract.MODELS_HOME}]
         if model.s3_endpoint:
             env.append({"name": contract.ENV_S3_ENDPOINT, "value": model.s3_endpoint})
-        mounts = [
+        mounts: list[dict[str, Any]] = [
             {"name": MODELS_VOLUME, "mountPath": contract.MODELS_HOME},
             {"name": TMP_VOLUME, "mountPath": "/tmp"},
         ]
