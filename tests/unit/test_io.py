@@ -139,7 +139,7 @@ def test_ndarray_check_casts_typed_arrays_only_when_no_value_can_change() -> Non
     with pytest.raises(BadInput, match="expected an array of dtype float32, got float64"):
         descriptor.check(np.ones((1, 2), dtype=np.float64))
     with pytest.raises(BadInput, match=r"shape \(\*, 2\), got \(1, 3\)"):
-        descriptor.check(np.ones((1, 3)))
+        descriptor.check(np.ones((1, 3), dtype=np.float32))
 
 
 def test_ndarray_schema_nests_arrays_by_shape_with_the_dtypes_bounds() -> None:
