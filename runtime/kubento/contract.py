@@ -48,6 +48,9 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 # gRPC metadata key carrying the API request id to runners.
 REQUEST_ID_METADATA = "x-request-id"
+REQUEST_ID_PATTERN = r"^[!-~]{1,128}$"
+"""A client's request id: visible ASCII, no spaces, as gRPC metadata and key=value log
+lines can carry it."""
 
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"

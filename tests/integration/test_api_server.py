@@ -137,6 +137,13 @@ def test_request_id_is_echoed(url: str) -> None:
     assert reply.headers["x-request-id"] == "abc-123"
 
 
+def test_a_request_id_that_grpc_metadata_cannot_carry_is_a_400_not_a_500(url: str) -> None:
+    reply = httpx.post(url + "/tag", json=[[1, 2, 3]], headers={"x-request-id": "a\tb"})
+    assert reply.status_code == 400
+    assert "x-request-id must be 1 to 128 visible ASCII characters" in reply.json()["error"]
+    assert reply.headers["x-request-id"] != "a\tb"  # a fresh one
+
+
 def test_a_runner_error_is_a_500_naming_the_request_id_the_runner_logged(
     tagger: tuple[str, dict[str, RunnerProcess]],
 ) -> None:

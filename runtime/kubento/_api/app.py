@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,6 +39,7 @@ from kubento.exceptions import KubentoError, PayloadTooLarge
 from kubento.io import JSONBody
 
 log = logging.getLogger("kubento.api")
+_REQUEST_ID = re.compile(contract.REQUEST_ID_PATTERN)
 
 ENV_APP = "KUBENTO_API_APP"
 CLIENT_CLOSED = 499
@@ -138,11 +140,20 @@ class APIEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get(contract.REQUEST_ID_METADATA)
+        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         request_id.set(rid)
         bound(self.handles)
         started = time.perf_counter()
-        response = await call_api(self.api, request, self.max_request_bytes, self.codec)
+        if given and rid != given:
+            response = self.codec.error(
+                400,
+                f"x-request-id must be 1 to 128 visible ASCII characters, no spaces; got {given!r}",
+                {"pattern": contract.REQUEST_ID_PATTERN},
+                {},
+            )
+        else:
+            response = await call_api(self.api, request, self.max_request_bytes, self.codec)
         response.headers["x-request-id"] = rid
         await response(scope, receive, send)
         self.requests.labels(self.api.name, str(response.status_code)).inc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -108,28 +109,40 @@ def error(status: int, message: str, **headers: str) -> Response:
     return JSONBody({"error": message}, status_code=status, headers=headers)
 
 
-class _Tensor(BaseModel):
-    model_config = ConfigDict(extra="allow")
+# The request as the protocol has it; parameters this server does not use are allowed
+# and ignored, the ones it uses must have their type (binary_data: {} is no boolean).
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
 
+
+class _TensorParameters(_Open):
+    binary_data_size: int | None = Field(default=None, ge=0)
+
+
+class _Tensor(_Open):
     name: str
     shape: list[int] = Field(max_length=32)
     datatype: str
-    parameters: dict[str, Any] = {}
+    parameters: _TensorParameters = _TensorParameters()
     data: Any = None
 
 
-class _RequestedOutput(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _OutputParameters(_Open):
+    binary_data: bool | None = None
 
+
+class _RequestedOutput(_Open):
     name: str
-    parameters: dict[str, Any] = {}
+    parameters: _OutputParameters = _OutputParameters()
 
 
-class _InferRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _RequestParameters(_Open):
+    binary_data_output: bool = False
 
+
+class _InferRequest(_Open):
     id: str | None = None
-    parameters: dict[str, Any] = {}
+    parameters: _RequestParameters = _RequestParameters()
     inputs: list[_Tensor]
     outputs: list[_RequestedOutput] | None = None
 
@@ -169,10 +182,10 @@ def _tensor_array(tensor: _Tensor, binary: memoryview) -> tuple[np.ndarray, int]
         )
     if any(size < 0 for size in tensor.shape):
         raise BadInput(f"input {tensor.name!r}: shape {tensor.shape} has a negative size")
-    count = int(np.prod(tensor.shape, dtype=np.int64))
-    size = tensor.parameters.get("binary_data_size")
+    count = math.prod(tensor.shape)  # Python ints: a huge shape cannot wrap around
+    size = tensor.parameters.binary_data_size
     if size is not None:
-        if not isinstance(size, int) or size < 0 or size > len(binary):
+        if size > len(binary):
             raise BadInput(
                 f"input {tensor.name!r}: binary_data_size {size!r} is more than the "
                 f"{len(binary)} bytes left after the JSON header"
@@ -211,12 +224,13 @@ class V2Codec:
         if used != len(binary):
             raise BadInput(f"{len(binary) - used} bytes after the JSON header belong to no input")
         value = api.input.check(array)
-        as_binary = bool(request.parameters.get("binary_data_output", False))
+        as_binary = request.parameters.binary_data_output
         if request.outputs is not None:
             names = [output.name for output in request.outputs]
             if names != [OUTPUT_NAME]:
                 raise BadInput(f"model {api.name!r} has one output, {OUTPUT_NAME!r}; got {names}")
-            as_binary = bool(request.outputs[0].parameters.get("binary_data", as_binary))
+            asked = request.outputs[0].parameters.binary_data
+            as_binary = as_binary if asked is None else asked
 
         def encode(result: Any) -> Response:
             return _infer_response(api.name, request.id, np.asarray(result), as_binary)
@@ -524,6 +538,7 @@ def openapi_paths(
                     "little-endian bytes, `parameters.binary_data_size` giving their length."
                 ),
                 "tags": tag,
+                "parameters": [{"$ref": "#/components/parameters/RequestId"}],
                 "requestBody": {"required": True, "content": {"application/json": media}},
                 "responses": {
                     "200": {

@@ -176,7 +176,7 @@ def build_document(
                 "summary": op.summary or op.name,
                 "description": op.description,
                 "tags": list(op.tags),
-                "parameters": [_REQUEST_ID_PARAMETER],
+                "parameters": [REQUEST_ID_REF],
                 "requestBody": {
                     "required": True,
                     "description": request.description,
@@ -213,16 +213,22 @@ def build_document(
             *extra_tags,
         ],
         "paths": paths,
-        "components": {"schemas": components.schemas, "responses": responses_components},
+        "components": {
+            "schemas": components.schemas,
+            "responses": responses_components,
+            "parameters": {"RequestId": _REQUEST_ID_PARAMETER},
+        },
     }
 
 
+REQUEST_ID_REF = {"$ref": "#/components/parameters/RequestId"}
 _REQUEST_ID_PARAMETER: dict[str, Any] = {
     "name": "x-request-id",
     "in": "header",
     "required": False,
-    "description": "Echoed in the answer and passed to runners; generated when absent.",
-    "schema": {"type": "string"},
+    "description": "Echoed in the answer and passed to runners; generated when absent. "
+    "Any other value is a 400.",
+    "schema": {"type": "string", "pattern": contract.REQUEST_ID_PATTERN},
 }
 
 _TOKEN = re.compile(r"[^A-Za-z0-9_]")
