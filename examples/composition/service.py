@@ -5,10 +5,10 @@ scorer. `embed` shows a sync API calling a runner with `.run()`.
 """
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import kubento
 from kubento.io import JSON, NumpyNdarray
@@ -56,7 +56,8 @@ async def score(features: np.ndarray) -> np.ndarray:
 
 
 class EmbedRequest(BaseModel):
-    features: list[list[float]]
+    # Rows of the embedders' 4 features, at least one: anything else is the caller's 400.
+    features: list[Annotated[list[float], Field(min_length=4, max_length=4)]] = Field(min_length=1)
     size: Literal["small", "large"] = "small"
 
 
