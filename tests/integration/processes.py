@@ -76,9 +76,15 @@ def wait_http(
 
 class RunnerProcess:
     def __init__(
-        self, service: str, name: str, env: dict[str, str] | None = None, workers: int = 1
+        self,
+        service: str,
+        name: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        working_dir: str = SERVICES_DIR,
     ) -> None:
         self.service, self.name, self.env, self.workers = service, name, env, workers
+        self.working_dir = working_dir
         self.port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,7 +100,7 @@ class RunnerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         argv = contract.runner_command(
             self.service,
             self.name,
@@ -103,7 +109,12 @@ class RunnerProcess:
             metrics_port=self.metrics_port,
             workers=self.workers,
         )
-        self.process = spawn(argv, self.env, log_path=self.log_path)
+        self.process = spawn(argv, self.env, cwd=self.working_dir, log_path=self.log_path)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         wait_http(
             f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
         )
@@ -120,21 +131,26 @@ def running_service(
     runners: list[str],
     env: dict[str, str] | None = None,
     api_log: Path | None = None,
+    working_dir: str = SERVICES_DIR,
 ) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
     """Runner processes plus an API server process, wired as the operator wires pods; the
     API server's output goes to `api_log` when given."""
-    workers = {name: RunnerProcess(service, name, env) for name in runners}
+    workers = {name: RunnerProcess(service, name, env, working_dir=working_dir) for name in runners}
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
     try:
+        # Every process starts at once (the ports are chosen beforehand), then is waited for.
         for worker in workers.values():
-            worker.start()
+            worker.start(wait=False)
         runner_map = {name: worker.target for name, worker in workers.items()}
         api = spawn(
             contract.api_command(service, host="127.0.0.1", port=api_port),
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
+            cwd=working_dir,
             log_path=api_log,
         )
+        for worker in workers.values():
+            worker.wait_ready()
         url = f"http://127.0.0.1:{api_port}"
         wait_http(url + contract.READINESS_PATH, watch=[api])
         yield url, workers
@@ -168,10 +184,18 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
+def example_dir(name: str) -> str:
+    return str(REPO_ROOT / "examples" / name)
+
+
 def example_module(name: str) -> ModuleType:
     """An example's service.py imported under its own name, to compute reference answers."""
-    path = REPO_ROOT / "examples" / name / "service.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    return module_from(REPO_ROOT / "examples" / name / "service.py", f"example_{name}")
+
+
+def module_from(path: Path, name: str) -> ModuleType:
+    """The file at `path` imported as module `name` (services share the name `service`)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
