@@ -47,7 +47,7 @@ svc = kubento.Service("composition", runners=[embed_small, embed_large, scorer])
 SAMPLE = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]], dtype=np.float32)
 
 
-@svc.api(input=NumpyNdarray.from_sample(SAMPLE), output=NumpyNdarray())
+@svc.api(input=NumpyNdarray.from_sample(SAMPLE), output=NumpyNdarray(dtype="float32", shape=(-1,)))
 async def score(features: np.ndarray) -> np.ndarray:
     small, large = await asyncio.gather(
         embed_small.embed.async_run(features), embed_large.embed.async_run(features)
