@@ -3,6 +3,7 @@ the quickstart, composition and tagger services, each started once for the modul
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tritonclient.utils import InferenceServerException
 
 from kubento._api.openapi import document
 from tests.integration.processes import (
+    REPO_ROOT,
     SERVICES_DIR,
     example_dir,
     example_module,
@@ -259,3 +261,26 @@ def test_tritonclient_sees_the_v2_errors_saying_what_was_wrong(
         client.infer(model, [triton_input(spec["name"], narrow, spec["datatype"], binary=True)])
     assert shape.value.status() == "400"
     assert f"got {narrow.shape}" in str(shape.value)
+
+
+ARTIFACTS = Path(
+    os.environ.get("KUBENTO_TEST_ARTIFACTS", REPO_ROOT / ".kubento" / "test-artifacts")
+)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_swagger_ui_renders_the_document_in_headless_chromium(quickstart: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "swagger-ui-quickstart.png"
+    screenshot.unlink(missing_ok=True)
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,1400",
+         "--virtual-time-budget=8000", f"--screenshot={screenshot}", "--dump-dom",
+         quickstart + "/docs"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    # Swagger UI ran, read OpenAPI 3.1 and listed the operations.
+    assert "OAS 3.1" in dom
+    listed = re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom)
+    assert sorted(listed) == sorted(DOCUMENTS["quickstart"]["paths"])
+    assert screenshot.stat().st_size > 10_000
