@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     api.add_argument(
+        "--request-timeout",
+        type=float,
+        default=float(
+            os.environ.get(contract.ENV_REQUEST_TIMEOUT, contract.DEFAULT_REQUEST_TIMEOUT_S)
+        ),
+        help="seconds one HTTP request may take end to end (504 past it)",
+    )
+    api.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get(contract.ENV_API_WORKERS, "1")),
@@ -110,6 +118,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
     import uvicorn
 
     from kubento._api.app import ENV_APP, AppSettings, build_app, require_targets
+    from kubento._api.protocol import KEEP_ALIVE_S, BoundedHttpToolsProtocol
     from kubento._sdk.service import Service
 
     assert isinstance(service, Service)
@@ -120,6 +129,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         working_dir=os.path.abspath(args.working_dir),
         runner_map=contract.decode_runner_map(args.runner_map) if args.runner_map else {},
         max_request_bytes=args.max_request_bytes,
+        request_timeout_s=args.request_timeout,
     )
     require_targets(service, settings.runner_map)
     options: dict[str, object] = {
@@ -130,9 +140,16 @@ def _api(service: object, args: argparse.Namespace) -> int:
         # Behind a Service or an ingress; client addresses are not used.
         "proxy_headers": False,
         "timeout_graceful_shutdown": 30,
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
     if args.workers == 1:
-        app = build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
+        app = build_app(
+            service,
+            settings.runner_map,
+            max_request_bytes=settings.max_request_bytes,
+            request_timeout_s=settings.request_timeout_s,
+        )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app (and gRPC channels) from the settings.

@@ -45,12 +45,25 @@ ENV_MAX_REQUEST_BYTES = "KUBENTO_MAX_REQUEST_BYTES"
 ENV_DEPLOYMENT_NAME = "KUBENTO_DEPLOYMENT_NAME"
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+BODIES_IN_FLIGHT = 4
+"""An API process holds at most this many maximum-size request bodies' bytes at once."""
 
 # gRPC metadata key carrying the API request id to runners.
 REQUEST_ID_METADATA = "x-request-id"
-REQUEST_ID_PATTERN = r"^[!-~]{1,128}$"
-"""A client's request id: visible ASCII, no spaces, as gRPC metadata and key=value log
-lines can carry it."""
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+"""What a client's `x-request-id` may be; any other value is replaced by a generated id, so
+no caller's header can break a gRPC call it shares with others or forge log fields."""
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def valid_request_id(value: str) -> bool:
+    return _REQUEST_ID.match(value) is not None
+
+
+ENV_REQUEST_TIMEOUT = "KUBENTO_REQUEST_TIMEOUT_S"
+"""End-to-end budget of one HTTP request in the API server (BentoML's `traffic.timeout`);
+its remaining time is the gRPC deadline of every call the request makes; 504 past it."""
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
@@ -195,6 +208,20 @@ BATCHING_KNOBS: tuple[Knob, ...] = (
         maximum=None,
         description=(
             "Deadline of a call, in milliseconds, when the caller sends none; unset means none."
+        ),
+        exclusive_minimum=True,
+    ),
+    Knob(
+        "max_queue_wait_ms",
+        float,
+        default=None,
+        minimum=0,
+        maximum=None,
+        description=(
+            "Opt-in shedding on forecast queue wait (BentoML's behaviour): reject a call at "
+            "once (HTTP 503) when the queue would hold it longer than this, in milliseconds. "
+            "Unset: a call is never rejected for waiting, only for a full queue or a deadline "
+            "it cannot meet."
         ),
         exclusive_minimum=True,
     ),

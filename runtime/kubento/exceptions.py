@@ -15,12 +15,20 @@ class KubentoError(Exception):
         self.message = message
         self.detail = detail
         self.retry_after_s = retry_after_s
+        self.runner_call: str | None = None
+        """The id a shared runner call carried, when this caller's rows rode in one."""
 
 
 class BadInput(KubentoError):
     """The request body does not match what the API declares."""
 
     status_code = 400
+
+
+class BadOutput(KubentoError):
+    """The API's own answer cannot be sent as its output descriptor says (HTTP 500)."""
+
+    status_code = 500
 
 
 class PayloadTooLarge(KubentoError):
@@ -37,6 +45,18 @@ class RunnerUnavailable(KubentoError):
     """A runner cannot answer now: down, or unable to meet the deadline (HTTP 503)."""
 
     status_code = 503
+
+
+class ServerBusy(KubentoError):
+    """The API server cannot take this request now (request-body memory budget): HTTP 503."""
+
+    status_code = 503
+
+
+class GatewayTimeout(KubentoError):
+    """The request's end-to-end time ran out before a runner or dependency answered (504)."""
+
+    status_code = 504
 
 
 class RunnerError(KubentoError):

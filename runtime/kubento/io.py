@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pydantic_core
 from pydantic import BaseModel, ValidationError
 from starlette.responses import PlainTextResponse, Response
 
-from kubento.exceptions import BadInput
+from kubento.exceptions import BadInput, BadOutput
 
 NPY_MEDIA_TYPE = "application/octet-stream"
 
@@ -29,8 +30,9 @@ def _content_type(headers: Mapping[str, str]) -> str:
 
 def _parse_json(body: bytes) -> Any:
     # pydantic-core's parser is several times faster than json.loads on numeric arrays.
+    # NaN and Infinity are not JSON: refused, so they never come back as invalid JSON either.
     try:
-        return pydantic_core.from_json(body)
+        return pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
         raise BadInput(f"request body is not valid JSON: {exc}") from None
 
@@ -50,7 +52,41 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content, fallback=json_default)
+        rendered = pydantic_core.to_json(content, fallback=json_default, inf_nan_mode="strings")
+        # The two modes differ only where a float is NaN or infinite, which JSON cannot carry.
+        if (b'"NaN"' in rendered or b'Infinity"' in rendered) and rendered != pydantic_core.to_json(
+            content, fallback=json_default
+        ):
+            raise BadOutput(
+                "the API's answer has NaN or Infinity, which JSON cannot carry: return finite "
+                "numbers, or ask for .npy with 'Accept: application/octet-stream'"
+            )
+        return rendered
+
+
+def _check_npy_size(body: bytes) -> None:
+    """Refuse a .npy whose header declares more (or less) data than the body carries, before
+    numpy allocates what the header asks for."""
+    stream = _io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise BadInput(f"request body is not a valid .npy array: {exc}") from None
+    if dtype.hasobject:
+        raise BadInput(
+            "request body is not a valid .npy array: it holds Python objects (needs pickle)"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    carried = len(body) - stream.tell()
+    if declared != carried:
+        raise BadInput(
+            f"the .npy header declares shape {tuple(shape)} of {dtype} ({declared} bytes) "
+            f"but the body carries {carried} bytes"
+        )
 
 
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -136,6 +172,7 @@ class NumpyNdarray(IODescriptor):
         return array
 
     def _from_npy(self, body: bytes) -> np.ndarray:
+        _check_npy_size(body)
         try:
             array = np.load(_io.BytesIO(body), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:

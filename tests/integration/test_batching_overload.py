@@ -79,9 +79,16 @@ def queue_bound() -> Iterator[tuple[str, RunnerProcess]]:
         yield url, runners["slow"]
 
 
+BUDGET_80_MS = {
+    contract.KNOBS["max_queue_size"].env: "0",
+    contract.KNOBS["max_latency_ms"].env: "80",
+}
+
+
 @pytest.fixture(scope="module")
 def budget_bound() -> Iterator[tuple[str, RunnerProcess]]:
-    env = {contract.KNOBS["max_queue_size"].env: "0", contract.KNOBS["max_latency_ms"].env: "80"}
+    """Opted in to shedding on forecast queue wait (BentoML's behaviour)."""
+    env = {**BUDGET_80_MS, contract.KNOBS["max_queue_wait_ms"].env: "80"}
     with running_service(SERVICE, ["slow"], env=env) as (url, runners):
         yield url, runners["slow"]
 
@@ -105,7 +112,14 @@ async def test_a_full_queue_answers_429_and_every_admitted_row_runs_exactly_once
     assert 0 < rejected <= statuses.count(429)
 
 
-async def test_requests_that_would_wait_past_the_budget_get_503_with_retry_after(
+async def test_a_tight_batching_budget_alone_sheds_nothing() -> None:
+    with running_service(SERVICE, ["slow"], env=BUDGET_80_MS) as (url, _):
+        inputs, replies = await flood(url)
+    check_every_answer(inputs, replies)
+    assert [reply.status_code for reply in replies] == [200] * len(replies)
+
+
+async def test_opted_in_requests_that_would_wait_past_max_queue_wait_get_503_with_retry_after(
     budget_bound: tuple[str, RunnerProcess],
 ) -> None:
     url, runner = budget_bound

@@ -18,10 +18,10 @@ import schemathesis
 import tritonclient.http as triton
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
     positive_data_acceptance,
-    response_schema_conformance,
 )
 from tritonclient.utils import InferenceServerException
 
@@ -101,22 +101,23 @@ FUZZ_EXAMPLES = int(os.environ.get("KUBENTO_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-NON_FINITE = re.compile(rb"\b(NaN|Infinity)\b")
+# The one 500 an API that works can get: extreme inputs (float32's largest values) make the
+# examples' arithmetic overflow to inf or NaN, which JSON cannot carry (io.JSONBody).
+NON_FINITE_ANSWER = "the API's answer has NaN or Infinity"
 
 
 def fuzz(case: schemathesis.Case, url: str) -> None:
     """Send one generated request and check the answer against the document."""
     response = case.call(base_url=url)
-    assert response.status_code != 500, response.text
+    excluded = []
+    if response.status_code == 500:
+        assert NON_FINITE_ANSWER in response.text, response.text
+        excluded.append(not_a_server_error)
     # Every check but whether the server takes exactly what the schema allows. It takes
     # less: JSON Schema cannot say what a valid .npy file is, nor that a runner wants at
     # least one row. And more: pydantic's lax mode, JSON booleans among numbers, an empty
-    # text body. Either way the answer is a 400 or a 200, never a 500.
-    excluded = [positive_data_acceptance, negative_data_rejection]
-    if NON_FINITE.search(response.content):
-        # An array that overflowed to inf is written `Infinity`, as Python's json writes
-        # it; that is past what JSON (so any schema) describes.
-        excluded.append(response_schema_conformance)
+    # text body. Either way the answer is a 400 or a 200.
+    excluded += [positive_data_acceptance, negative_data_rejection]
     case.validate_response(response, excluded_checks=excluded)
 
 

@@ -9,6 +9,7 @@ from kubento.batching import (
     BatchingConfig,
     BatchPolicy,
     DeadlineUnmeetable,
+    NeverFits,
     Overloaded,
     Request,
 )
@@ -34,6 +35,7 @@ def make_policy(
     max_queue_size: int = 1024,
     timeout_ms: float | None = None,
     max_concurrency: int = 1,
+    max_queue_wait_ms: float | None = None,
     latency: dict[int, float] | None = None,
 ) -> BatchPolicy:
     config = BatchingConfig(
@@ -42,6 +44,7 @@ def make_policy(
         max_queue_size=max_queue_size,
         timeout_ms=timeout_ms,
         max_concurrency=max_concurrency,
+        max_queue_wait_ms=max_queue_wait_ms,
     )
     model = LatencyModel(max_batch_size, prior=latency)
     return BatchPolicy(config, clock=clock, latency=model)
@@ -289,12 +292,16 @@ def test_a_held_run_starts_once_the_heads_budget_is_spent() -> None:
 
 
 def test_queued_batches_drain_over_every_model_thread_in_the_forecast() -> None:
-    # 10 ms per full batch, 35 ms budget, 4 full batches queued ahead: on one
+    # 10 ms per full batch, 35 ms allowed wait, 4 full batches queued ahead: on one
     # thread the next row would wait 40 ms (rejected), on two about 20 ms.
     for concurrency, admitted in ((1, False), (2, True)):
         clock = FakeClock()
         policy = make_policy(
-            clock, max_latency_ms=35, latency={4: 0.010}, max_concurrency=concurrency
+            clock,
+            max_latency_ms=35,
+            max_queue_wait_ms=35,
+            latency={4: 0.010},
+            max_concurrency=concurrency,
         )
         for _ in range(4):
             policy.admit(4, signature="s")
@@ -323,10 +330,10 @@ def test_a_full_queue_rejects_at_once() -> None:
     assert policy.queued_rows == 4
 
 
-def test_a_request_larger_than_the_queue_is_rejected_with_advice() -> None:
+def test_a_request_larger_than_the_queue_is_the_callers_mistake_not_overload() -> None:
     clock = FakeClock()
     policy = make_policy(clock, max_queue_size=4)
-    with pytest.raises(Overloaded, match="smaller requests"):
+    with pytest.raises(NeverFits, match="smaller requests"):
         policy.admit(5, signature="s")
 
 
@@ -337,13 +344,23 @@ def test_a_zero_queue_size_means_unbounded() -> None:
     assert policy.queued_rows == 100_000
 
 
-def test_a_request_that_would_wait_past_the_budget_is_rejected_at_once() -> None:
+def test_the_batching_budget_alone_never_rejects_a_request_that_fits() -> None:
     clock = FakeClock()
     # 10 ms per full batch, 50 ms budget: 6 full batches ahead means ~60 ms of waiting.
     policy = make_policy(clock, max_latency_ms=50, latency={4: 0.010})
     for _ in range(6):
         policy.admit(4, signature="s")
-    with pytest.raises(DeadlineUnmeetable, match="batching budget") as info:
+    policy.admit(1, signature="s")
+    assert policy.queued_rows == 25
+
+
+def test_opted_in_a_request_that_would_wait_past_max_queue_wait_is_rejected_at_once() -> None:
+    clock = FakeClock()
+    # 10 ms per full batch, 50 ms allowed: 6 full batches ahead means ~60 ms of waiting.
+    policy = make_policy(clock, max_latency_ms=50, max_queue_wait_ms=50, latency={4: 0.010})
+    for _ in range(6):
+        policy.admit(4, signature="s")
+    with pytest.raises(DeadlineUnmeetable, match="max_queue_wait_ms=50") as info:
         policy.admit(1, signature="s")
     assert info.value.retry_after_s == pytest.approx(0.010)
     assert policy.queued_rows == 24
@@ -352,7 +369,9 @@ def test_a_request_that_would_wait_past_the_budget_is_rejected_at_once() -> None
 def test_a_cold_runner_does_not_shed_on_a_full_batch_time_guessed_from_tiny_ones() -> None:
     clock = FakeClock()
     # Only a batch of 1 seen (10 ms): per row, a full batch of 64 would be 640 ms.
-    policy = make_policy(clock, max_batch_size=64, max_latency_ms=50, latency={1: 0.010})
+    policy = make_policy(
+        clock, max_batch_size=64, max_latency_ms=50, max_queue_wait_ms=50, latency={1: 0.010}
+    )
     for _ in range(3):
         policy.admit(64, signature="s")
     policy.admit(1, signature="s")
@@ -361,16 +380,18 @@ def test_a_cold_runner_does_not_shed_on_a_full_batch_time_guessed_from_tiny_ones
 
 def test_admission_forecasts_once_a_batch_of_a_quarter_of_the_maximum_was_seen() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_batch_size=64, max_latency_ms=50, latency={1: 0.010})
+    policy = make_policy(
+        clock, max_batch_size=64, max_latency_ms=50, max_queue_wait_ms=50, latency={1: 0.010}
+    )
     policy.latency.observe(16, 0.015)  # a full batch: about 60 ms
     policy.admit(64, signature="s")
-    with pytest.raises(DeadlineUnmeetable, match="batching budget"):
+    with pytest.raises(DeadlineUnmeetable, match="max_queue_wait_ms"):
         policy.admit(1, signature="s")
 
 
 def test_a_request_finding_no_queue_is_admitted_however_slow_the_running_batch() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_latency_ms=50, latency={4: 0.200})
+    policy = make_policy(clock, max_latency_ms=50, max_queue_wait_ms=50, latency={4: 0.200})
     policy.admit(4, signature="s")
     assert policy.decide().batch is not None
     policy.admit(1, signature="s")
@@ -379,11 +400,11 @@ def test_a_request_finding_no_queue_is_admitted_however_slow_the_running_batch()
 
 def test_the_running_batch_counts_once_a_full_batch_is_queued_ahead() -> None:
     clock = FakeClock()
-    policy = make_policy(clock, max_latency_ms=50, latency={4: 0.030})
+    policy = make_policy(clock, max_latency_ms=50, max_queue_wait_ms=50, latency={4: 0.030})
     policy.admit(4, signature="s")
     assert policy.decide().batch is not None
     policy.admit(4, signature="s")
-    with pytest.raises(DeadlineUnmeetable, match="batching budget"):
+    with pytest.raises(DeadlineUnmeetable, match="max_queue_wait_ms"):
         policy.admit(1, signature="s")
 
 

@@ -64,3 +64,20 @@ def test_an_object_dtype_on_the_wire_is_rejected() -> None:
 def test_values_that_cannot_cross_the_wire_say_what_is_allowed() -> None:
     with pytest.raises(codec.CodecError, match="numpy arrays, bytes, str"):
         codec.encode(object())
+
+
+def test_a_shape_whose_byte_count_overflows_int64_is_refused() -> None:
+    tensor = pb.Tensor(dtype="<f8", shape=[2**40, 2**40], data=b"")
+    with pytest.raises(codec.CodecError, match="needs"):
+        codec.decode_tensor(tensor)
+
+
+def test_malformed_dtypes_are_codec_errors() -> None:
+    for dtype in ("nonsense", "<f4x", "(", "O"):
+        with pytest.raises(codec.CodecError):
+            codec.decode_tensor(pb.Tensor(dtype=dtype, shape=[1], data=b"\0" * 8))
+
+
+def test_over_deep_json_is_a_codec_error() -> None:
+    with pytest.raises(codec.CodecError, match="nested too deeply"):
+        codec.decode(pb.Value(json="[" * 100_000 + "]" * 100_000))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from kubento.exceptions import BadInput
+from kubento.exceptions import BadInput, BadOutput
 from kubento.io import JSON, File, NumpyNdarray, Text
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -189,3 +189,40 @@ def test_text_and_file_schemas() -> None:
     assert File().schema("response").content == {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
     }
+
+
+def test_nan_and_infinity_in_json_input_are_refused() -> None:
+    for body in (b"[[NaN, 1.0]]", b"[Infinity]", b"[-Infinity]"):
+        with pytest.raises(BadInput, match="not valid JSON"):
+            NumpyNdarray().from_http(body, JSON_HEADERS)
+    with pytest.raises(BadInput, match="not valid JSON"):
+        JSON().from_http(b'{"x": NaN}', JSON_HEADERS)
+
+
+def test_an_answer_with_nan_is_an_error_never_invalid_json() -> None:
+    with pytest.raises(BadOutput, match="NaN or Infinity"):
+        NumpyNdarray().to_http(np.array([1.0, np.nan]))
+    with pytest.raises(BadOutput, match="NaN or Infinity"):
+        JSON().to_http({"score": float("inf")})
+    # The strings "NaN" and "Infinity" are fine JSON.
+    assert json.loads(JSON().to_http({"s": "NaN", "t": "-Infinity"}).body) == {
+        "s": "NaN",
+        "t": "-Infinity",
+    }
+    # As .npy, non-finite values travel as they are.
+    reply = NumpyNdarray().to_http(np.array([np.nan]), accept="application/octet-stream")
+    assert np.isnan(np.load(io.BytesIO(reply.body))).all()
+
+
+def test_an_npy_header_declaring_more_data_than_the_body_is_refused_before_allocating() -> None:
+    header = npy(np.zeros((1, 1)))[:128]  # the header of a tiny array...
+    huge = header.replace(b"(1, 1)", b"(10000000000, 1000)".ljust(6))
+    body = huge[: len(huge)] + b"\0" * 16
+    with pytest.raises(BadInput, match="declares shape"):
+        NumpyNdarray().from_http(body, NPY_HEADERS)
+
+
+def test_an_npy_with_a_truncated_body_names_both_sizes() -> None:
+    body = npy(np.zeros((4, 3)))[:-8]
+    with pytest.raises(BadInput, match=r"declares shape \(4, 3\) of float64 \(96 bytes\)"):
+        NumpyNdarray().from_http(body, NPY_HEADERS)

@@ -241,3 +241,12 @@ def test_a_method_named_run_is_reachable_as_runner_run_run_and_runner_run() -> N
     assert runner.run(1) == 2
     assert asyncio.run(runner.run.async_run(1)) == 2
     assert asyncio.run(runner.async_run(1)) == 2
+
+
+def test_request_ids_are_bounded_and_of_a_safe_alphabet() -> None:
+    from kubento import contract
+
+    assert contract.valid_request_id("abc-123_X.y:z")
+    assert contract.valid_request_id("a" * 128)
+    for bad in ("", "a" * 129, "bad\tid", "with space", "k=v x=y", "ünïcode", "a\nb"):
+        assert not contract.valid_request_id(bad), bad

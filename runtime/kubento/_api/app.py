@@ -7,7 +7,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -33,15 +32,16 @@ from starlette.types import Receive, Scope, Send
 from kubento import contract
 from kubento._api import oip, openapi, swagger
 from kubento._remote.client import RemoteHandle, RunnerClient
-from kubento._sdk.handles import Handle, bound, request_id
+from kubento._sdk.handles import Handle, bound, deadline, request_id
 from kubento._sdk.service import API, Service
-from kubento.exceptions import KubentoError, PayloadTooLarge
+from kubento.exceptions import KubentoError, PayloadTooLarge, ServerBusy
 from kubento.io import JSONBody
 
 log = logging.getLogger("kubento.api")
-_REQUEST_ID = re.compile(contract.REQUEST_ID_PATTERN)
 
 ENV_APP = "KUBENTO_API_APP"
+OFFLOAD_BYTES = 1024 * 1024
+"""Bodies larger than this are decoded on a worker thread, not on the event loop."""
 CLIENT_CLOSED = 499
 """Status counted for a request whose client went away mid-body (nginx's convention)."""
 """Settings handed from `kubento api --workers N` to each of its worker processes."""
@@ -52,6 +52,7 @@ class AppSettings(BaseModel):
     working_dir: str
     runner_map: dict[str, str]
     max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES
+    request_timeout_s: float = contract.DEFAULT_REQUEST_TIMEOUT_S
 
 
 def app_from_env() -> Starlette:
@@ -60,7 +61,12 @@ def app_from_env() -> Starlette:
 
     settings = AppSettings.model_validate_json(os.environ[ENV_APP])
     service = load_service(settings.service, settings.working_dir)
-    return build_app(service, settings.runner_map, max_request_bytes=settings.max_request_bytes)
+    return build_app(
+        service,
+        settings.runner_map,
+        max_request_bytes=settings.max_request_bytes,
+        request_timeout_s=settings.request_timeout_s,
+    )
 
 
 def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Response:
@@ -126,52 +132,106 @@ class APIEndpoint:
     def __init__(
         self,
         api: API,
-        max_request_bytes: int,
         metrics: Metrics,
         handles: dict[object, Handle],
+        request_timeout_s: float,
+        budget: BodyBudget,
         codec: Codec = DESCRIPTORS,
     ) -> None:
         self.api = api
         self.codec = codec
         self.handles = handles
-        self.max_request_bytes = max_request_bytes
+        self.request_timeout_s = request_timeout_s
+        self.budget = budget
         self.latency = metrics.latency.labels(api.name)
         self.requests = metrics.requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        given = request.headers.get(contract.REQUEST_ID_METADATA)
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = request.headers.get("x-request-id", "")
+        if not contract.valid_request_id(rid):
+            rid = uuid.uuid4().hex  # absent, too long or unsafe: never forwarded or logged
         request_id.set(rid)
         bound(self.handles)
         started = time.perf_counter()
-        if given and rid != given:
-            response = self.codec.error(
-                400,
-                f"x-request-id must be 1 to 128 visible ASCII characters, no spaces; got {given!r}",
-                {"pattern": contract.REQUEST_ID_PATTERN},
-                {},
-            )
-        else:
-            response = await call_api(self.api, request, self.max_request_bytes, self.codec)
+        deadline.set(time.monotonic() + self.request_timeout_s)
+        response = await call_api(self.api, request, self.budget, self.codec)
         response.headers["x-request-id"] = rid
+        # A refused body may still be on its way: read and drop the rest (bounded), so the
+        # client gets to read the 413 instead of a connection reset (nginx's lingering close).
+        # A client waiting for `100 Continue` sends nothing more.
+        expects = "100-continue" in request.headers.get("expect", "")
+        if response.status_code == 413 and not expects and not await _drain(receive):
+            response.headers["connection"] = "close"
         await response(scope, receive, send)
         self.requests.labels(self.api.name, str(response.status_code)).inc()
         self.latency.observe(time.perf_counter() - started)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+DRAIN_S = 2.0
+DRAIN_BYTES = 256 * 1024 * 1024
+
+
+async def _drain(receive: Receive) -> bool:
+    """Discard what remains of a refused request body; False when it did not end in time."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        pass
+    return False
+
+
+class BodyBudget:
+    """Caps request-body bytes one API process holds at once, so a burst of large bodies
+    is refused at once (503) instead of growing memory without bound."""
+
+    def __init__(self, max_request_bytes: int) -> None:
+        self.limit = max_request_bytes
+        self.total = max_request_bytes * contract.BODIES_IN_FLIGHT
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.total:
+            raise ServerBusy(
+                f"the server holds {self.held} bytes of request bodies, near its "
+                f"{self.total}-byte budget: retry shortly",
+                retry_after_s=1.0,
+            )
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+    async def read(self, request: Request) -> bytes:
+        """The whole body, within the per-request limit and the budget; the caller gives
+        back `len(body)` when done with it."""
+        limit = self.limit
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"request body of {declared} bytes is over the {limit}-byte limit"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                self.take(len(chunk))
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+                chunks.append(chunk)
+        except BaseException:
+            self.give_back(size)
+            raise
+        return b"".join(chunks)
 
 
 def require_targets(service: Service, runner_map: Mapping[str, str]) -> None:
@@ -189,13 +249,15 @@ def build_app(
     runner_map: Mapping[str, str],
     *,
     max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES,
+    request_timeout_s: float = contract.DEFAULT_REQUEST_TIMEOUT_S,
 ) -> Starlette:
-    """Build the ASGI app; runners are bound to gRPC clients when the app starts."""
+    """Build the ASGI app; each runner gets a gRPC client's handle when the app starts."""
     require_targets(service, runner_map)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     clients = {name: RunnerClient(name, runner_map[name]) for name in service.runners}
     handles: dict[object, Handle] = {}  # filled when the app starts, on its event loop
+    budget = BodyBudget(max_request_bytes)
 
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
@@ -209,11 +271,10 @@ def build_app(
         return not await not_ready()
 
     async def readyz(request: Request) -> Response:
-        names = list(clients)
-        not_ready_runners = await not_ready()
-        if not_ready_runners:
-            return error_response(503, "runners not ready", {"runners": not_ready_runners})
-        return JSONBody({"status": "ready", "runners": names})
+        runners = await not_ready()
+        if runners:
+            return error_response(503, "runners not ready", {"runners": runners})
+        return JSONBody({"status": "ready", "runners": list(clients)})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -243,7 +304,7 @@ def build_app(
         return JSONBody(document)
 
     def endpoint(api: API, codec: Codec = DESCRIPTORS) -> APIEndpoint:
-        return APIEndpoint(api, max_request_bytes, metrics, handles, codec)
+        return APIEndpoint(api, metrics, handles, request_timeout_s, budget, codec)
 
     routes: list[BaseRoute] = [
         Route(api.route, endpoint(api), methods=["POST"]) for api in service.apis.values()
@@ -256,9 +317,12 @@ def build_app(
         *swagger.routes(service.name),
         *oip.routes(service, endpoint, ready),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    # `POST /classify/` must not redirect to an absolute URL built from the Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _observer(histogram: Histogram, runner: str) -> Callable[[str, int], None]:
@@ -269,16 +333,26 @@ def _observer(histogram: Histogram, runner: str) -> Callable[[str, int], None]:
 
 
 async def call_api(
-    api: API, request: Request, max_request_bytes: int, codec: Codec = DESCRIPTORS
+    api: API, request: Request, budget: BodyBudget, codec: Codec = DESCRIPTORS
 ) -> Response:
+    """Run `api` on a request as `codec` carries it; every failure becomes its error body."""
+    body = b""
     try:
-        body = await read_body(request, max_request_bytes)
-        value, encode = codec.decode(api, body, request.headers)
+        body = await budget.read(request)
+        if len(body) > OFFLOAD_BYTES:  # keep the loop (and the probes) responsive
+            value, encode = await run_in_threadpool(codec.decode, api, body, request.headers)
+        else:
+            value, encode = codec.decode(api, body, request.headers)
+        ends = deadline.get()
         if api.is_async:
-            result = await api.func(value)
+            async with asyncio.timeout(None if ends is None else ends - time.monotonic()):
+                result = await api.func(value)
         else:
             result = await run_in_threadpool(api.func, value)
         return encode(result)
+    except TimeoutError:
+        message = f"api {api.name!r} did not finish within the request's time"
+        return codec.error(504, message, None, {})
     except ClientDisconnect:
         # Nobody reads this answer; counted under its own status, never as a 500.
         log.debug("api=%s request_id=%s event=client_disconnected", api.name, request_id.get())
@@ -286,7 +360,13 @@ async def call_api(
     except KubentoError as exc:
         detail = exc.detail
         if exc.status_code == 500:  # 503s are load shedding, expected and counted in metrics
-            log.warning("api=%s request_id=%s error=%r", api.name, request_id.get(), exc.message)
+            log.warning(
+                "api=%s request_id=%s runner_call=%s error=%r",
+                api.name,
+                request_id.get(),
+                exc.runner_call or "-",
+                exc.message,
+            )
             # The runner logged the same id: the caller can quote it.
             detail = detail if detail is not None else {"request_id": request_id.get()}
         headers = {}
@@ -295,9 +375,7 @@ async def call_api(
         return codec.error(exc.status_code, exc.message, detail, headers)
     except Exception as exc:
         log.exception("api=%s request_id=%s unhandled error", api.name, request_id.get())
-        return codec.error(
-            500,
-            f"api {api.name!r} failed: {type(exc).__name__}",
-            {"request_id": request_id.get()},
-            {},
-        )
+        message = f"api {api.name!r} failed: {type(exc).__name__}"
+        return codec.error(500, message, {"request_id": request_id.get()}, {})
+    finally:
+        budget.give_back(len(body))

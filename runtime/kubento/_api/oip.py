@@ -347,7 +347,9 @@ _V2_ERRORS = {
     "413": f"The body is over the server's limit (${contract.ENV_MAX_REQUEST_BYTES}).",
     "429": "A runner's queue is full: retry later.",
     "500": "API or model code raised; `error` ends with the request id the logs carry.",
-    "503": "A runner is down or cannot meet the deadline: retry after Retry-After seconds.",
+    "503": "A runner is down or cannot meet the deadline, or the server is busy: retry "
+    "after Retry-After seconds.",
+    "504": f"The request's end-to-end time (${contract.ENV_REQUEST_TIMEOUT}) ran out.",
 }
 
 _SCHEMAS: dict[str, Any] = {
@@ -555,7 +557,7 @@ def openapi_paths(
                     **{
                         status: _v2_error_response(text)
                         for status, text in _V2_ERRORS.items()
-                        if service.runners or status not in ("429", "503")
+                        if service.runners or status != "429"
                     },
                 },
             }

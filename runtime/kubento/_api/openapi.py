@@ -16,7 +16,13 @@ from typing import Any
 from kubento import __version__, contract
 from kubento._api import oip
 from kubento._sdk.service import API, Service
-from kubento.exceptions import BadInput, PayloadTooLarge, RunnerOverloaded, RunnerUnavailable
+from kubento.exceptions import (
+    BadInput,
+    GatewayTimeout,
+    PayloadTooLarge,
+    RunnerOverloaded,
+    RunnerUnavailable,
+)
 from kubento.io import SCHEMA_REF, BodySchema, IODescriptor
 
 OPENAPI_VERSION = "3.1.0"
@@ -57,12 +63,18 @@ ERROR_RESPONSES: dict[str, tuple[int, str]] = {
         "API or model code raised; no traceback is sent, `detail.request_id` is the id "
         "the API server and runner logged.",
     ),
-    "Unavailable": (
+    "Unavailable": (  # RunnerUnavailable, and ServerBusy (the request-body budget)
         RunnerUnavailable.status_code,
-        "A runner is down or cannot meet the deadline: retry after Retry-After seconds.",
+        "A runner is down, stopping or cannot meet the deadline, or this API process holds "
+        "as many request bodies as it may: retry after Retry-After seconds.",
     ),
+    "GatewayTimeout": (
+        GatewayTimeout.status_code,
+        f"The request's end-to-end time (${contract.ENV_REQUEST_TIMEOUT}) ran out.",
+    ),
+    "HeadersTooLarge": (431, "The request's headers are too large or too many."),
 }
-_RUNNER_ERRORS = ("Overloaded", "Unavailable")
+_RUNNER_ERRORS = ("Overloaded",)
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,7 @@ def build_document(
     for op in ops:
         request = op.input.schema("request")
         response = op.output.schema("response")
-        errors = ["BadInput", "PayloadTooLarge", "InternalError"]
+        errors = ["BadInput", "PayloadTooLarge", "InternalError", "Unavailable", "GatewayTimeout"]
         if op.calls_runners:
             errors += _RUNNER_ERRORS
         responses: dict[str, Any] = {
@@ -204,7 +216,8 @@ def build_document(
             "description": description
             or (
                 "Served by Kubento. Every error is the JSON body `Error`; any path answers "
-                "404 when unknown and 405 for a method it does not take."
+                "404 when unknown, 405 for a method it does not take and 431 for headers "
+                "that are too large."
             ),
         },
         "tags": [

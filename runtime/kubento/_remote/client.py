@@ -13,6 +13,8 @@ import asyncio
 import contextvars
 import functools
 import itertools
+import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +25,10 @@ from kubento import contract
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.coalescing import Coalescer
-from kubento._sdk.handles import request_id
+from kubento._sdk.handles import deadline, request_id
 from kubento.exceptions import (
     BadInput,
+    GatewayTimeout,
     KubentoError,
     RunnerError,
     RunnerOverloaded,
@@ -101,19 +104,37 @@ class RunnerClient:
     async def call(
         self, method: str, args: tuple[Any, ...], request_ids: tuple[str, ...] | None = None
     ) -> Any:
-        """One gRPC call; `request_ids` (default: the current request's) go in its metadata."""
+        """One gRPC call; `request_ids` (default: the current request's) are its callers.
+
+        Its metadata carries one id: the caller's own, or for a call shared by several
+        callers a fresh call id that each caller's error log line names, so no caller's id
+        can grow or break a call it shares. Its deadline is what the request has left.
+        """
         self._ensure_channels()
         call = self._pick()
-        request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
-        rid = ",".join(request_ids) if request_ids is not None else request_id.get()
+        ids = request_ids if request_ids is not None else (request_id.get(),)
+        rid = ids[0] if len(ids) == 1 else f"call-{uuid.uuid4().hex[:16]}"
         metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
+        timeout = self.timeout_s
+        ends = deadline.get()
+        if ends is not None:
+            timeout = ends - time.monotonic()
+            if timeout <= 0:
+                raise GatewayTimeout(
+                    f"runner {self.name!r} method {method!r} not called: the request's time ran out"
+                )
+        request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
         try:
-            response = await call(request, timeout=self.timeout_s, metadata=metadata)
+            response = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
-            raise self._translate(method, exc) from None
+            error = self._translate(method, exc, timed_out=ends is not None)
+            error.runner_call = rid if len(ids) > 1 else None
+            raise error from None
         return codec.decode(response.result)
 
-    def _translate(self, method: str, exc: grpc.aio.AioRpcError) -> KubentoError:
+    def _translate(
+        self, method: str, exc: grpc.aio.AioRpcError, *, timed_out: bool
+    ) -> KubentoError:
         code, details = exc.code(), exc.details() or ""
         where = f"runner {self.name!r} method {method!r}"
         retry_after = 1.0
@@ -122,7 +143,13 @@ class RunnerClient:
                 retry_after = float(value)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return RunnerOverloaded(f"{where} is overloaded: {details}", retry_after_s=retry_after)
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and timed_out:
+            return GatewayTimeout(f"{where} did not answer within the request's time")
+        if code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.CANCELLED,  # the runner is stopping: retry elsewhere or later
+        ):
             return RunnerUnavailable(
                 f"{where} is unavailable: {details}", retry_after_s=retry_after
             )

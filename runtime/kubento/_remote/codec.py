@@ -7,6 +7,7 @@ the arrays it returns are read-only views. Nothing here ever unpickles.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,8 @@ def decode(value: pb.Value) -> Any:
             return json.loads(value.json)
         except json.JSONDecodeError as exc:
             raise CodecError(f"malformed JSON value: {exc}") from None
+        except RecursionError:
+            raise CodecError("JSON value nested too deeply") from None
     if kind is None:
         return None
     raise CodecError(f"unknown value kind {kind!r}")
@@ -73,14 +76,14 @@ def decode(value: pb.Value) -> Any:
 def decode_tensor(tensor: pb.Tensor) -> np.ndarray:
     try:
         dtype = np.dtype(tensor.dtype)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):
         raise CodecError(f"unknown tensor dtype {tensor.dtype!r}") from None
     if dtype.kind not in _WIRE_KINDS:
         raise CodecError(f"tensor dtype {tensor.dtype!r} is not allowed on the wire")
     shape = tuple(tensor.shape)
     if any(dim < 0 for dim in shape):
         raise CodecError(f"tensor shape {shape} has a negative dimension")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot wrap
     if expected != len(tensor.data):
         raise CodecError(
             f"tensor of dtype {dtype} and shape {shape} needs {expected} bytes, "

@@ -90,9 +90,11 @@ class RunnerWorker:
 
         return call
 
-    async def call(
-        self, request: pb.CallRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CallResponse:
+    async def call(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.CallResponse:
+        try:  # parsed here, not by gRPC, so a malformed message is the caller's INVALID_ARGUMENT
+            request = pb.CallRequest.FromString(raw)
+        except Exception as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed CallRequest: {exc}")
         if not self.ready:
             await _abort(
                 context,
@@ -132,10 +134,10 @@ class RunnerWorker:
             # answer does not carry them, so no caller learns another's id.
             rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
             log.warning(
-                "runner=%s method=%s request_id=%s error=%r",
+                "runner=%s method=%r request_id=%s error=%r",
                 self.runner.name,
                 request.method,
-                rid,
+                rid if contract.valid_request_id(str(rid)) else repr(rid),
                 exc,
             )
             await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -224,7 +226,7 @@ async def serve_runner(
         {
             CALL_METHOD.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
                 worker.call,
-                request_deserializer=pb.CallRequest.FromString,
+                request_deserializer=None,  # bytes: `call` parses them
                 response_serializer=pb.CallResponse.SerializeToString,
             )
         },

@@ -34,6 +34,8 @@ current_handles: contextvars.ContextVar[Handles | None] = contextvars.ContextVar
     "kubento_handles", default=None
 )
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+"""The current request's end by `time.monotonic()`; every remote call gets what remains."""
 
 
 def bound(handles: Handles) -> contextvars.Token[Handles | None]:

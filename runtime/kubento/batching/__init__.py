@@ -15,6 +15,7 @@ from kubento.batching.config import (
     BatchingConfig,
     BatchOutputError,
     DeadlineUnmeetable,
+    NeverFits,
     Overloaded,
     Rejected,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "DispatcherMetrics",
     "LatencyModel",
     "LoopTimer",
+    "NeverFits",
     "Overloaded",
     "Part",
     "Rejected",

@@ -20,6 +20,7 @@ class BatchingConfig:
     max_latency_ms: float = cast(float, KNOBS["max_latency_ms"].default)
     max_queue_size: int = cast(int, KNOBS["max_queue_size"].default)
     timeout_ms: float | None = KNOBS["timeout_ms"].default
+    max_queue_wait_ms: float | None = KNOBS["max_queue_wait_ms"].default
     max_concurrency: int = cast(int, KNOBS["max_concurrency"].default)
 
     def __post_init__(self) -> None:
@@ -54,3 +55,7 @@ class BatchOutputError(ValueError):
 class BadBatch(TypeError, ValueError):
     """A caller's arguments cannot be batched (no rows, mismatched rows, wrong kind): the
     caller's mistake, answered as gRPC INVALID_ARGUMENT and HTTP 400."""
+
+
+class NeverFits(BadBatch):
+    """A call has more rows than the queue can ever hold: retrying cannot help (HTTP 400)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded
+from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, NeverFits, Overloaded
 from kubento.batching.latency import ArrivalRate, LatencyModel
 
 if TYPE_CHECKING:
@@ -138,6 +138,8 @@ class BatchPolicy:
         self._queue: deque[Request] = deque()
         self._budget_s = config.max_latency_ms / 1000
         self._timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1000
+        wait_ms = config.max_queue_wait_ms
+        self._shed_wait_s = None if wait_ms is None else wait_ms / 1000
         self._gaps: deque[float] = deque(maxlen=GAP_WINDOW)
         self._typical_gap: float | None = None
         self._last_arrival: float | None = None
@@ -163,7 +165,7 @@ class BatchPolicy:
         limit = self.config.max_queue_size
         if limit and self.queued_rows + rows > limit:
             if rows > limit:
-                raise Overloaded(
+                raise NeverFits(
                     f"the request has {rows} rows, more than the queue holds "
                     f"(max_queue_size={limit}): send it in smaller requests"
                 )
@@ -179,11 +181,13 @@ class BatchPolicy:
         forecast = self._forecast(rows, now)
         if forecast is not None:
             wait, start, finish = forecast
-            if wait > self._budget_s:
+            # The batching budget only bounds batch formation; waiting longer is a reason
+            # to reject only when the deployment opted in (max_queue_wait_ms).
+            if self._shed_wait_s is not None and wait > self._shed_wait_s:
                 raise DeadlineUnmeetable(
                     f"the queue would hold this request for about {(start - now) * 1000:.0f} ms, "
-                    f"over the batching budget max_latency_ms={self.config.max_latency_ms:g}",
-                    retry_after_s=wait - self._budget_s,
+                    f"over max_queue_wait_ms={self.config.max_queue_wait_ms:g}",
+                    retry_after_s=wait - self._shed_wait_s,
                 )
             if deadline is not None and finish > deadline:
                 raise DeadlineUnmeetable(

@@ -1,0 +1,113 @@
+"""uvicorn's httptools protocol with the limits its parser lacks: the size and count of a
+request's headers, and how long a client may take to send them (slowloris)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 64 * 1024
+"""Request line plus headers; more is refused with 431 (nginx allows 4 x 8 KiB by default)."""
+MAX_HEADERS = 100
+HEAD_TIMEOUT_S = 10.0
+"""From a request's first byte (or the connection's start) to the end of its headers."""
+KEEP_ALIVE_S = 5
+"""An idle keep-alive connection is closed after this (uvicorn's `timeout_keep_alive`)."""
+
+
+class HeadRefused(Exception):
+    """Raised from a parser callback to stop parsing a request already answered 431."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head()
+
+    def _start_head(self) -> None:
+        self._in_head = True
+        self._refused = False
+        self._head_bytes = 0
+        self._head_size = 0
+        self._head_count = 0
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+    def _stop_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_head:
+            super().data_received(data)
+            return
+        self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and not self._refused and self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        self._refuse(
+            431, f"request headers are over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} fields"
+        )
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_count += 1
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._head_size > MAX_HEAD_BYTES or self._head_count > MAX_HEADERS:
+            self._refuse_head()
+            # Stops the parser before the request reaches the app; uvicorn treats it as a
+            # parser error, whose 400 is not sent (`send_400_response` below).
+            raise HeadRefused
+        self._in_head = False
+        self._stop_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:
+            super().send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None and self._in_head:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_size = 0
+        self._head_count = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(408, f"request headers did not arrive within {HEAD_TIMEOUT_S:g} s")
+
+    def _refuse(self, status: int, message: str) -> None:
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        body = json.dumps({"error": message, "detail": None}).encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self.transport.close()
+        self._refused = True
+        self._in_head = False
+        self._stop_timer()

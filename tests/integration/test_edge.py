@@ -1,0 +1,253 @@
+"""The HTTP edge against bad and hostile input, through real API and runner processes:
+no caller can fail another, errors tell the truth, and limits hold."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import io
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from kubento import contract
+from tests.integration.processes import RunnerProcess, running_service
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    env = {contract.ENV_MAX_REQUEST_BYTES: str(LIMIT)}
+    with running_service("tagger:svc", ["tagger"], env=env) as (url, _):
+        yield url
+
+
+def rows(seed: int, count: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(count, 3)).round(6)
+
+
+async def test_no_request_id_can_fail_the_callers_it_shares_a_runner_call_with(url: str) -> None:
+    hostile: dict[int, str | bytes] = {
+        0: "bad\tid",
+        1: "x" * 20_000,
+        2: "k=v level=ERROR",
+        3: "ünï".encode(),
+    }
+    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        for round_ in range(5):
+            inputs = [rows(round_ * 100 + i, 1 + i % 3) for i in range(40)]
+            ids = [hostile.get(i, "y" * 300 if i % 2 else f"honest-{i}") for i in range(40)]
+            replies = await asyncio.gather(
+                *(
+                    client.post("/tag", json=x.tolist(), headers={"x-request-id": rid})
+                    for x, rid in zip(inputs, ids, strict=True)
+                )
+            )
+            assert [r.status_code for r in replies] == [200] * 40, [r.text for r in replies]
+            for x, reply, rid in zip(inputs, replies, ids, strict=True):
+                np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+                echoed = reply.headers["x-request-id"]
+                if isinstance(rid, str) and contract.valid_request_id(rid):
+                    assert echoed == rid
+                else:
+                    assert len(echoed) == 32, "an unsafe id is replaced by a generated one"
+
+
+def raw_request(url: str, data: bytes, timeout: float = 10) -> bytes:
+    """Send bytes as they are; return whatever the server answers before closing."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_oversized_headers_get_431_and_the_server_keeps_serving(url: str) -> None:
+    big = b"POST /shout HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (200 * 1024) + b"\r\n\r\n"
+    try:
+        answer = raw_request(url, big)
+    except ConnectionResetError:  # refused while the rest was still on its way
+        answer = b"HTTP/1.1 431"
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    many = b"GET /livez HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(200))
+    assert raw_request(url, many + b"\r\n").startswith(b"HTTP/1.1 431")
+    assert httpx.post(url + "/shout", content="ok").text == "OK"
+
+
+def test_a_trailing_slash_never_redirects_to_the_host_header(url: str) -> None:
+    reply = httpx.post(url + "/tag/", json=[[1, 2, 3]], headers={"host": "evil.example"})
+    assert reply.status_code == 404
+    assert "location" not in reply.headers
+
+
+def test_nan_and_infinity_in_json_are_a_400(url: str) -> None:
+    reply = httpx.post(
+        url + "/tag", content=b"[[NaN, 1, 2]]", headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 400
+    assert "not valid JSON" in reply.json()["error"]
+
+
+def test_a_huge_npy_header_with_a_tiny_body_is_a_400(url: str) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 3)))
+    body = buffer.getvalue()[:128].replace(b"(1, 3)", b"(99999999999, 3)") + b"\0" * 16
+    reply = httpx.post(
+        url + "/tag", content=body, headers={"content-type": "application/octet-stream"}
+    )
+    assert reply.status_code == 400
+    assert "declares shape" in reply.json()["error"]
+
+
+def test_a_request_larger_than_the_runner_queue_is_a_400_not_a_429(url: str) -> None:
+    # The tagger's queue holds the default 1,024 rows: 2,000 can never fit, retry or not.
+    reply = httpx.post(url + "/tag", content=json.dumps([[0, 0, 0]] * 2000))
+    assert reply.status_code == 400, reply.text
+    assert "more than the queue holds" in reply.json()["error"]
+    assert "retry-after" not in reply.headers
+
+
+OVER = b"x" * (LIMIT * 16)
+
+
+def check_413(status: int, body: bytes) -> None:
+    assert status == 413
+    assert "limit" in json.loads(body)["error"]
+
+
+def test_413_reaches_urllib(url: str) -> None:
+    request = urllib.request.Request(url + "/reverse", data=OVER, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    check_413(info.value.code, info.value.read())
+
+
+def test_413_reaches_http_client_with_connection_close(url: str) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("POST", "/reverse", body=OVER, headers={"Connection": "close"})
+    reply = connection.getresponse()
+    check_413(reply.status, reply.read())
+    connection.close()
+
+
+def test_413_reaches_httpx_with_and_without_a_content_length(url: str) -> None:
+    reply = httpx.post(url + "/reverse", content=OVER, timeout=10)
+    check_413(reply.status_code, reply.content)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(16):
+            yield b"x" * LIMIT
+
+    reply = httpx.post(url + "/reverse", content=chunks(), timeout=10)
+    check_413(reply.status_code, reply.content)
+
+
+def test_413_reaches_curl_which_expects_100_continue(url: str, tmp_path: Path) -> None:
+    payload = tmp_path / "big"
+    payload.write_bytes(b"x" * (2 * 1024 * 1024))  # curl asks for 100-continue past 1 MiB
+    out = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", "--data-binary", f"@{payload}", url + "/reverse"],
+        capture_output=True,
+        check=True,
+        timeout=20,
+    ).stdout
+    body, _, status = out.rpartition(b"\n")
+    check_413(int(status), body)
+
+
+async def test_bodies_in_flight_are_capped_and_probes_answer_meanwhile(url: str) -> None:
+    # Each client trickles a body just under the limit, so the server holds it a while.
+    async def slow_body() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b"x" * (LIMIT // 8 - 64)
+            await asyncio.sleep(0.05)
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        posts = [
+            asyncio.create_task(client.post("/reverse", content=slow_body())) for _ in range(24)
+        ]
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        live = await client.get(contract.LIVENESS_PATH)
+        probe_s = time.monotonic() - started
+        replies = await asyncio.gather(*posts)
+    assert live.status_code == 200
+    assert probe_s < 0.5, f"/livez took {probe_s:.3f} s while bodies were in flight"
+    statuses = sorted({r.status_code for r in replies})
+    assert statuses == [200, 503], statuses  # some held, the excess refused at once
+    busy = [r for r in replies if r.status_code == 503]
+    assert all("budget" in r.json()["error"] and r.headers["retry-after"] for r in busy)
+
+
+@pytest.fixture()
+def three() -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
+    with running_service("three:svc", ["first", "left", "right"]) as running:
+        yield running
+
+
+@pytest.mark.parametrize("callers", [60, 200])
+async def test_a_tight_batching_budget_never_sheds_requests_that_fit(
+    three: tuple[str, dict[str, RunnerProcess]], callers: int
+) -> None:
+    url, _ = three
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    semaphore = asyncio.Semaphore(callers)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def post(x: np.ndarray) -> httpx.Response:
+            async with semaphore:
+                return await client.post("/predict", json=x.tolist())
+
+        for run in range(3):
+            inputs = [
+                np.random.default_rng(run * 1000 + i).normal(size=(1 + i % 3, 4)).round(6)
+                for i in range(callers * 3)
+            ]
+            replies = await asyncio.gather(*(post(x) for x in inputs))
+            failed = [r.text for r in replies if r.status_code != 200]
+            assert not failed, f"run {run}: {len(failed)} failed, first: {failed[0]}"
+            for x, reply in zip(inputs, replies, strict=True):
+                np.testing.assert_allclose(np.asarray(reply.json()), 4 * x + 7)
+
+
+async def test_a_runner_shutting_down_under_load_answers_503_never_500(
+    three: tuple[str, dict[str, RunnerProcess]],
+) -> None:
+    url, runners = three
+    statuses: list[int] = []
+    stop = asyncio.Event()
+
+    async def load(client: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            reply = await client.post("/predict", json=[[1.0, 2.0, 3.0, 4.0]])
+            statuses.append(reply.status_code)
+            if reply.status_code == 503:
+                assert reply.headers["retry-after"]
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        tasks = [asyncio.create_task(load(client)) for _ in range(16)]
+        await asyncio.sleep(0.5)
+        process = runners["left"].process
+        assert process is not None
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 30)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert set(statuses) <= {200, 503}, sorted(set(statuses))
+    assert 200 in statuses and 503 in statuses
