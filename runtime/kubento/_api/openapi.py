@@ -240,7 +240,7 @@ _REQUEST_ID_PARAMETER: dict[str, Any] = {
     "in": "header",
     "required": False,
     "description": "Echoed in the answer and passed to runners; generated when absent. "
-    "Any other value is a 400.",
+    "Any other value is replaced by a generated one.",
     "schema": {"type": "string", "pattern": contract.REQUEST_ID_PATTERN},
 }
 
