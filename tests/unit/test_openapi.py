@@ -147,3 +147,18 @@ def test_two_models_of_one_name_get_distinct_schemas() -> None:
     ]
     assert refs == ["#/components/schemas/Item", "#/components/schemas/Item2"]
     assert "right" in doc["components"]["schemas"]["Item2"]["properties"]
+
+
+def test_array_apis_of_dtypes_v2_lacks_are_not_v2_models() -> None:
+    svc = kubento.Service("complex")
+    svc.api(input=NumpyNdarray(dtype="complex64"), output=NumpyNdarray(), name="a")(lambda x: x)
+    svc.api(input=NumpyNdarray(sample=["a"]), output=NumpyNdarray(), name="b")(lambda x: x)
+    doc = document(svc)
+    validate(doc)
+    assert "/a" in doc["paths"] and "/v2/models/a/infer" not in doc["paths"]
+    assert (
+        "example"
+        not in doc["paths"]["/v2/models/b/infer"]["post"]["requestBody"]["content"][
+            "application/json"
+        ]
+    )

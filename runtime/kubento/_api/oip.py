@@ -54,6 +54,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype(np.float64),
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+Encode = Callable[[Any], Response]
 
 
 def datatype(dtype: np.dtype[Any]) -> str:
@@ -64,12 +65,19 @@ def datatype(dtype: np.dtype[Any]) -> str:
     return name
 
 
+def _carried(descriptor: object) -> bool:
+    """An array descriptor whose dtype, when declared, has a V2 datatype (not complex)."""
+    if not isinstance(descriptor, NumpyNdarray):
+        return False
+    return descriptor.dtype is None or descriptor.dtype.newbyteorder("=") in _NAMES
+
+
 def models(service: Service) -> dict[str, API]:
-    """The service's APIs that are V2 models: array in, array out."""
+    """The service's APIs that are V2 models: array in, array out, of datatypes V2 has."""
     return {
         name: api
         for name, api in service.apis.items()
-        if isinstance(api.input, NumpyNdarray) and isinstance(api.output, NumpyNdarray)
+        if _carried(api.input) and _carried(api.output)
     }
 
 
@@ -243,7 +251,6 @@ class V2Codec:
         return error(status, message, **headers)
 
 
-Encode = Callable[[Any], Response]
 CODEC = V2Codec()
 
 
@@ -461,6 +468,8 @@ def _infer_example(api: API) -> dict[str, Any] | None:
     if api.input.sample is None:
         return None
     sample = np.asarray(api.input.sample)
+    if sample.dtype.newbyteorder("=") not in _NAMES:
+        return None
     tensor = {
         "name": input_name(api),
         "shape": list(sample.shape),
