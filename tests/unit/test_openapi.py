@@ -162,3 +162,19 @@ def test_array_apis_of_dtypes_v2_lacks_are_not_v2_models() -> None:
             "application/json"
         ]
     )
+
+
+def test_a_model_json_schema_cannot_describe_is_documented_as_any_body() -> None:
+    from pydantic import ConfigDict
+
+    class Holder(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        array: np.ndarray
+
+    svc = kubento.Service("arbitrary")
+    svc.api(input=JSON(pydantic_model=Holder), output=JSON(), name="a")(lambda x: x)
+    doc = document(svc)
+    validate(doc)
+    body = doc["paths"]["/a"]["post"]["requestBody"]
+    assert body["content"] == {"application/json": {"schema": {}}}
+    assert body["description"].startswith("Not described")

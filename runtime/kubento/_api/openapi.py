@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from kubento.exceptions import (
     RunnerOverloaded,
     RunnerUnavailable,
 )
-from kubento.io import SCHEMA_REF, BodySchema, IODescriptor
+from kubento.io import SCHEMA_REF, BodySchema, IODescriptor, Role
+
+log = logging.getLogger("kubento.api")
 
 OPENAPI_VERSION = "3.1.0"
 ERROR_SCHEMA = "Error"
@@ -129,6 +132,19 @@ def _swap_ref(node: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
     return node
 
 
+def _body(op: Operation, descriptor: IODescriptor, role: Role) -> BodySchema:
+    """The descriptor's schema; a descriptor that cannot describe itself (a pydantic model
+    with a field JSON Schema has no form for) is documented as any body, never a failure
+    to start the server."""
+    try:
+        return descriptor.schema(role)
+    except Exception as exc:
+        log.warning("api=%s role=%s event=no_openapi_schema error=%r", op.name, role, exc)
+        return BodySchema(
+            f"Not described ({type(exc).__name__}).", {descriptor.media_type: {"schema": {}}}
+        )
+
+
 def operations(service: Service) -> list[Operation]:
     """The service's `@svc.api`s as operations."""
     return [
@@ -172,8 +188,8 @@ def build_document(
     components = Components({ERROR_SCHEMA: _ERROR_BODY, **(extra_schemas or {})})
     paths: dict[str, Any] = {}
     for op in ops:
-        request = op.input.schema("request")
-        response = op.output.schema("response")
+        request = _body(op, op.input, "request")
+        response = _body(op, op.output, "response")
         errors = ["BadInput", "PayloadTooLarge", "InternalError", "Unavailable", "GatewayTimeout"]
         if op.calls_runners:
             errors += _RUNNER_ERRORS
