@@ -179,6 +179,13 @@ def test_bad_requests_get_the_protocols_error_body_saying_what_was_wrong(
     assert message in got["error"]
 
 
+def test_nan_in_json_data_is_a_400_as_on_the_apis_own_route(client: TestClient) -> None:
+    body = b'{"inputs": [{"name": "rows", "shape": [1, 2], "datatype": "FP32", "data": [1, NaN]}]}'
+    reply = client.post("/v2/models/double/infer", content=body)
+    assert reply.status_code == 400
+    assert "not valid JSON" in reply.json()["error"]
+
+
 def test_binary_data_that_does_not_fit_the_shape_is_a_400(client: TestClient) -> None:
     header = json.dumps(
         {

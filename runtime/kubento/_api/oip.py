@@ -168,7 +168,9 @@ def _parse_request(body: bytes, headers: Headers) -> tuple[_InferRequest, bytes]
             )
         header, binary = body[: int(declared)], body[int(declared) :]
     try:
-        return _InferRequest.model_validate(pydantic_core.from_json(header)), binary
+        # NaN and Infinity are not JSON, refused here as on the APIs' own routes.
+        parsed = pydantic_core.from_json(header, allow_inf_nan=False)
+        return _InferRequest.model_validate(parsed), binary
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             problems = "; ".join(
