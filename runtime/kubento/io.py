@@ -267,7 +267,8 @@ def array_from_numbers(data: Any, dtype: np.dtype[Any] | None) -> np.ndarray:
             {"expected_dtype": str(dtype)},
         )
     low, high = value_range(dtype)
-    if inferred.size and low is not None and high is not None:
+    narrowing = not np.can_cast(inferred.dtype, dtype, casting="safe")
+    if narrowing and inferred.size and low is not None and high is not None:
         smallest, largest = inferred.min(), inferred.max()
         if smallest < low or largest > high:
             raise BadInput(
