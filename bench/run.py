@@ -41,6 +41,7 @@ SERVICES = BENCH / "services"
 PYTHON = sys.executable
 sys.path.insert(0, str(SERVICES))
 
+from lr_model import FEATURES as LR_FEATURES  # noqa: E402
 from mlp_model import MODELS  # noqa: E402
 
 from kubento._local.supervisor import free_port  # noqa: E402
@@ -132,14 +133,14 @@ def runner_metrics_url(serve_pid: int) -> str:
 
 @contextlib.contextmanager
 def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(API URL, runner metrics URL) of `kubento serve mlp:<service>`, stopped on exit."""
+    """(API URL, runner metrics URL) of `kubento serve` of a bench model, stopped on exit."""
     port = free_port()
     argv = [
         PYTHON,
         "-m",
         "kubento",
         "serve",
-        f"mlp:{service}",
+        SERVICE_OF[service],
         "--working-dir",
         str(SERVICES),
         "--port",
@@ -183,24 +184,51 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 BENTOML_VERSION = "1.4.38"
 BENTOML_BATCH_SIZE = "bentoml_service_adaptive_batch_size"
-BENTOML_CLASSES = {"heavy": "HeavyMLP", "light": "LightMLP"}
+BENTOML_CLASSES = {
+    "heavy": "bentoml_mlp:HeavyMLP",
+    "light": "bentoml_mlp:LightMLP",
+    "sklearn": "bentoml_lr:LogisticRegression",
+}
+SERVICE_OF = {"heavy": "mlp:heavy", "light": "mlp:light", "sklearn": "sklearn_lr:svc"}
+FEATURES = {"heavy": MODELS["heavy"][0], "light": MODELS["light"][0], "sklearn": LR_FEATURES}
+STORED = ("sklearn",)
+"""Models served from a model store (Kubento's and BentoML's own): no in-process limit."""
 
 
 def ensure_bentoml(venv: Path) -> None:
     """A virtual environment with BentoML for the side-by-side run; never Kubento's own."""
+    python = venv / "bin" / "python"
+    sklearn = f"scikit-learn=={sklearn_version()}"  # the same estimator code on both sides
     if (venv / "bin" / "bentoml").exists():
+        has = subprocess.run([python, "-c", "import sklearn"], capture_output=True).returncode
+        if has != 0:
+            subprocess.run([python, "-m", "pip", "install", "-q", sklearn], check=True)
         return
     print(f"bench: creating {venv} with bentoml=={BENTOML_VERSION}", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, f"bentoml=={BENTOML_VERSION}", "numpy"], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"bentoml=={BENTOML_VERSION}", "numpy", sklearn], check=True)
+
+
+def sklearn_version() -> str:
+    from importlib.metadata import version
+
+    return version("scikit-learn")
+
+
+def save_stored_models(python: str, store: str, home: Path) -> dict[str, str]:
+    """Save the stored bench models into a fresh store; the env that points servers at it."""
+    variable = "KUBENTO_HOME" if store == "kubento" else "BENTOML_HOME"
+    env = {**os.environ, variable: str(home)}
+    subprocess.run([python, "lr_model.py", store], cwd=SERVICES, env=env, check=True)
+    return {variable: str(home)}
 
 
 @contextlib.contextmanager
 def bentoml_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(URL, metrics URL) of `bentoml serve` on the same model, stopped on exit."""
     port = free_port()
-    argv = [str(venv / "bin" / "bentoml"), "serve", f"bentoml_mlp:{BENTOML_CLASSES[model]}"]
+    argv = [str(venv / "bin" / "bentoml"), "serve", BENTOML_CLASSES[model]]
     process = subprocess.Popen(
         [*argv, "--port", str(port)],
         cwd=SERVICES,
@@ -388,7 +416,7 @@ def format_row(row: Row, ratio: str = "") -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Kubento batching benchmark (see bench/README)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per load point")
-    parser.add_argument("--models", default="heavy,light")
+    parser.add_argument("--models", default="heavy,light,sklearn")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--overload", type=int, default=1024, help="extra point, heavy model")
     parser.add_argument(
@@ -421,6 +449,8 @@ def main() -> int:
 
     limits = {}
     for model in models:
+        if model in STORED:
+            continue
         limits[model] = inprocess(model, min(args.seconds, 5.0), 64, threads)
         if threads:
             every = inprocess(model, min(args.seconds, 5.0), 0, {})
@@ -428,27 +458,35 @@ def main() -> int:
         print(f"bench: {model} in-process: {describe_limit(limits[model])}", flush=True)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
+        stores: dict[str, dict[str, str]] = {"kubento": {}, "bentoml": {}}
+        if any(model in STORED for model in models):
+            stores["kubento"] = save_stored_models(PYTHON, "kubento", Path(tmp) / "kubento")
+            if args.bentoml:
+                bentoml_python = str(args.bentoml / "bin" / "python")
+                stores["bentoml"] = save_stored_models(
+                    bentoml_python, "bentoml", Path(tmp) / "bentoml"
+                )
         for model in models:
             body = json.dumps(
-                np.random.default_rng(1).standard_normal((1, MODELS[model][0])).round(4).tolist()
+                np.random.default_rng(1).standard_normal((1, FEATURES[model])).round(4).tolist()
             )
             script = Path(tmp) / f"{model}.lua"
             script.write_text(LUA % {"body": body})
             points = connections + ([args.overload] if model == "heavy" and args.overload else [])
             for mode, env in (
-                ("batching", threads),
-                ("baseline", {**threads, "KUBENTO_MAX_BATCH_SIZE": "1"}),
+                ("batching", {**threads, **stores["kubento"]}),
+                ("baseline", {**threads, **stores["kubento"], "KUBENTO_MAX_BATCH_SIZE": "1"}),
             ):
                 server = kubento_serve(model, env)
                 rows += measure(wrk, model, mode, server, points, args.seconds, script)
             if args.bentoml:
                 bento_script = Path(tmp) / f"{model}-bentoml.lua"
                 bento_script.write_text(LUA % {"body": json.dumps({"x": json.loads(body)})})
-                server = bentoml_serve(args.bentoml, model, threads)
+                server = bentoml_serve(args.bentoml, model, {**threads, **stores["bentoml"]})
                 rows += measure(wrk, model, "bentoml", server, points, args.seconds, bento_script)
 
     print()
-    for model in models:
+    for model in limits:
         print(f"{model} in-process: {describe_limit(limits[model])}")
     print()
     print(HEADER)

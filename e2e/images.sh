@@ -94,9 +94,9 @@ for target in runtime operator; do
 		--build-arg "PYTHON_IMAGE=$python" --build-arg "BUILD_IMAGE=$builder" \
 		--build-arg "REVISION=$revision" -t "kubento-$target:$tag" . >/dev/null
 done
-for dir in examples/*/; do
-	example=$(basename "$dir")
+# The examples the e2e deploys (the model examples need a trained model archive to build).
+for example in ${E2E_EXAMPLES:-quickstart composition}; do
 	log "kubento-$example:$tag"
-	docker build -q --build-arg "RUNTIME_IMAGE=kubento-runtime:$tag" -t "kubento-$example:$tag" "$dir" >/dev/null
+	docker build -q --build-arg "RUNTIME_IMAGE=kubento-runtime:$tag" -t "kubento-$example:$tag" "examples/$example" >/dev/null
 done
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^kubento-[a-z-]+:$tag " >&2

@@ -22,6 +22,21 @@ DEFAULT_CPU_REQUEST = "250m"
 DEFAULT_CPU_UTILIZATION = 80
 GPU_RESOURCE = "nvidia.com/gpu"
 TMP_VOLUME = "tmp"
+MODELS_VOLUME = "kubento-models"
+MODEL_INIT_PREFIX = "model-"
+"""Init container `model-<i>` pulls the component's i-th `models` entry."""
+MODEL_PULL_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""Every container's security context: the restricted Pod Security Standard."""
 
 # (startup, readiness, liveness) defaults; startup allows 5 minutes for a model load.
 _PROBE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -154,7 +169,9 @@ def _component(
     deployment_spec |= {
         "selector": {"matchLabels": component.selector},
         "revisionHistoryLimit": 5,
-        "template": _pod_template(bd, settings, labels, _container(bd, component, argv, env)),
+        "template": _pod_template(
+            bd, settings, labels, _container(bd, component, argv, env), _model_pulls(bd, settings)
+        ),
     }
     strategy = _rolling_update(settings)
     if strategy:
@@ -271,18 +288,66 @@ def _container(
         "env": [{"name": key, "value": value} for key, value in env.items()] + user_env,
         "resources": _resources(settings),
         **probes,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": RESTRICTED,
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}, *extra.volume_mounts],
     }
+    if settings.models:
+        # The fetched models, read-only: the component reads its store, never writes it.
+        container["env"].append({"name": contract.ENV_HOME, "value": contract.MODELS_HOME})
+        container["volumeMounts"].append(
+            {"name": MODELS_VOLUME, "mountPath": contract.MODELS_HOME, "readOnly": True}
+        )
     if bd.spec.image_pull_policy is not None:
         container["imagePullPolicy"] = bd.spec.image_pull_policy
     return container
+
+
+def _model_pulls(
+    bd: spec.BentoDeployment, component: spec.ComponentSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The init containers that pull a component's models (one each, in order, so a failure
+    names its model) and the volumes they need."""
+    if not component.models:
+        return [], []
+    volumes: dict[str, dict[str, Any]] = {MODELS_VOLUME: {"name": MODELS_VOLUME, "emptyDir": {}}}
+    inits = []
+    for index, model in enumerate(component.models):
+        env = [{"name": contract.ENV_HOME, "value": contract.MODELS_HOME}]
+        if model.s3_endpoint:
+            env.append({"name": contract.ENV_S3_ENDPOINT, "value": model.s3_endpoint})
+        mounts = [
+            {"name": MODELS_VOLUME, "mountPath": contract.MODELS_HOME},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+        ]
+        if model.source.startswith("pvc://"):
+            claim = model.source.removeprefix("pvc://").split("/", 1)[0]
+            name = f"pvc-{claim}"[:63]
+            volumes[name] = {
+                "name": name,
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+            }
+            mounts.append(
+                {"name": name, "mountPath": f"{contract.PVC_ROOT}/{claim}", "readOnly": True}
+            )
+        argv = contract.models_pull_command(model.tag, model.source, model.sha256)
+        init: dict[str, Any] = {
+            "name": f"{MODEL_INIT_PREFIX}{index}",
+            "image": bd.spec.image,
+            "command": argv[:1],
+            "args": argv[1:],
+            "env": env,
+            # The pull's last words become the status message that names the model.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "resources": MODEL_PULL_RESOURCES,
+            "securityContext": RESTRICTED,
+            "volumeMounts": mounts,
+        }
+        if model.credentials_secret:
+            init["envFrom"] = [{"secretRef": {"name": model.credentials_secret}}]
+        if bd.spec.image_pull_policy is not None:
+            init["imagePullPolicy"] = bd.spec.image_pull_policy
+        inits.append(init)
+    return inits, list(volumes.values())
 
 
 def _pod_template(
@@ -290,8 +355,10 @@ def _pod_template(
     component: spec.ComponentSpec,
     labels: dict[str, str],
     container: dict[str, Any],
+    pulls: tuple[list[dict[str, Any]], list[dict[str, Any]]],
 ) -> dict[str, Any]:
     extra = component.extra_pod_spec or spec.ExtraPodSpec()
+    init_containers, model_volumes = pulls
     extra_metadata = component.extra_pod_metadata or spec.ExtraPodMetadata()
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
@@ -301,8 +368,10 @@ def _pod_template(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *extra.volumes],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *model_volumes, *extra.volumes],
     }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
     tolerations = list(extra.tolerations)
     if _gpus(component):
         tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})

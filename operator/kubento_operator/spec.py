@@ -280,9 +280,39 @@ class ExtraPodSpec(Model):
     runtime_class_name: str | None = None
     """RuntimeClass of the pods, e.g. nvidia."""
     volumes: list[FreeObject] = Field(default_factory=list)
-    """core/v1 Volumes added to the pods (the name `tmp` is taken)."""
+    """core/v1 Volumes added to the pods (the names `tmp`, `kubento-models` and `pvc-*` are
+    taken)."""
     volume_mounts: list[FreeObject] = Field(default_factory=list)
     """Mounts added to the component's container."""
+
+
+class ModelRef(Model):
+    """A stored model the component loads, fetched when its pods start (KServe's
+    `storageUri`): an init container pulls the archive, checks its digest and imports it
+    into a volume the component reads, where `kubento.models.get(tag)` finds it."""
+
+    tag: str = Field(pattern=contract.MODEL_TAG_PATTERN, max_length=127)
+    """Exact tag `name:version` the archive holds (from `kubento models export`)."""
+    source: str = Field(pattern=contract.MODEL_SOURCE_PATTERN, max_length=2048)
+    """`https://...`, `s3://bucket/key` or `pvc://claim/path/to/archive`."""
+    sha256: str = Field(pattern=contract.MODEL_SHA256_PATTERN)
+    """The archive's sha256; a mismatch fails the pod's start, naming the model."""
+    s3_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2048)
+    """An S3-compatible endpoint (MinIO, Ceph) for `s3://` sources; AWS when unset."""
+    credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    """A Secret in the namespace whose keys become the fetch's environment
+    (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...)."""
+
+
+MAX_MODELS = 16
+
+
+def _unique_tags(models: list[ModelRef]) -> list[ModelRef]:
+    tags = [model.tag for model in models]
+    repeated = sorted({tag for tag in tags if tags.count(tag) > 1})
+    if repeated:
+        raise ValueError(f"models lists {repeated} more than once")
+    return models
 
 
 class ComponentSpec(Model):
@@ -302,8 +332,11 @@ class ComponentSpec(Model):
     """Extra pod labels and annotations."""
     extra_pod_spec: ExtraPodSpec | None = None
     """Extra pod spec fields."""
+    models: list[ModelRef] = Field(default_factory=list, max_length=MAX_MODELS)
+    """Stored models fetched into this component's pods when they start."""
 
     _envs_unique = field_validator("envs")(_unique_env_names)
+    _tags_unique = field_validator("models")(_unique_tags)
 
 
 def crd_words(text: str, values: Mapping[str, object] | None = None) -> str:

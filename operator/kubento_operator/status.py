@@ -27,6 +27,9 @@ PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 
 # Pod container waiting reasons that will not fix themselves, most urgent first.
+MODEL_FETCH_FAILED = "ModelFetchFailed"
+"""An init container could not fetch, verify or import one of the component's models."""
+MODEL_INIT_PREFIX = "model-"  # render.MODEL_INIT_PREFIX: init container `model-<i>`
 WAITING_REASONS = (
     "InvalidImageName",
     "ErrImagePull",
@@ -153,6 +156,10 @@ def _pod_problems(pod: Mapping[str, Any]) -> list[Problem]:
         _get(pod, "status", "containerStatuses") or []
     )
     for container in statuses:
+        fetch = _model_fetch_problem(pod, container)
+        if fetch is not None:
+            found.append(fetch)
+            continue
         waiting = _get(container, "state", "waiting") or {}
         reason = waiting.get("reason")
         if reason not in WAITING_REASONS:
@@ -179,8 +186,35 @@ def _pod_problems(pod: Mapping[str, Any]) -> list[Problem]:
     return found
 
 
+def _model_fetch_problem(pod: Mapping[str, Any], container: Mapping[str, Any]) -> Problem | None:
+    """A model pull that failed, named by its tag and source (read from the init container's
+    own args, so the message matches what the pod really ran)."""
+    name = str(container.get("name", ""))
+    if not name.startswith(MODEL_INIT_PREFIX):
+        return None
+    failed = None
+    for state in ("state", "lastState"):
+        terminated = _get(container, state, "terminated")
+        if terminated and terminated.get("exitCode", 0) != 0:
+            failed = terminated
+            break
+    if failed is None:
+        return None
+    spec_of: Mapping[str, Any] = next(
+        (c for c in _get(pod, "spec", "initContainers") or [] if c.get("name") == name), {}
+    )
+    args = list(spec_of.get("args") or [])
+    tag, source = (args[2], args[3]) if len(args) >= 4 else ("?", "?")
+    words = (failed.get("message") or failed.get("reason") or "").strip().splitlines()
+    detail = words[-1] if words else f"exit code {failed.get('exitCode')}"
+    return Problem(
+        MODEL_FETCH_FAILED,
+        f"pod {_get(pod, 'metadata', 'name')}: model {tag} from {source}: {detail}",
+    )
+
+
 def _rank(problem: Problem) -> int:
-    order = (*WAITING_REASONS, UNSCHEDULABLE)
+    order = (MODEL_FETCH_FAILED, *WAITING_REASONS, UNSCHEDULABLE)
     return order.index(problem.reason) if problem.reason in order else len(order)
 
 

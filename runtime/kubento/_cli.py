@@ -164,6 +164,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
 
 
 def _runner(service: object, args: argparse.Namespace) -> int:
+    from kubento._runner import gpus, nvml
     from kubento._runner.processes import run_workers, thread_env
     from kubento._runner.worker import serve_runner
     from kubento._sdk.service import Service
@@ -182,6 +183,9 @@ def _runner(service: object, args: argparse.Namespace) -> int:
     overrides = contract.BatchingOverrides.from_env(os.environ)
     multi_threaded = runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING
     concurrency = runner.model_threads(overrides)
+    devices = gpus.worker_envs(
+        runner.runnable_class.SUPPORTED_RESOURCES, args.workers, os.environ, nvml.device_count
+    )
     if args.workers > 1:
 
         def argv_for(index: int) -> list[str]:
@@ -200,8 +204,11 @@ def _runner(service: object, args: argparse.Namespace) -> int:
             args.workers,
             supports_cpu_multi_threading=multi_threaded,
             concurrency=concurrency,
+            worker_envs=devices,
         )
     threads = thread_env(multi_threaded, concurrency)
+    if devices[0] and os.environ.get(gpus.CUDA) != devices[0][gpus.CUDA]:
+        threads |= devices[0]
     if threads:
         # BLAS/OpenMP read their thread counts when they load, which importing the
         # service already did: start again with the budget in the environment.

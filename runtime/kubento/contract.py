@@ -68,6 +68,27 @@ DEFAULT_REQUEST_TIMEOUT_S = 60.0
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
 
+# Models. Tags are `name:version`, each part as BentoML's; a component whose spec lists
+# models gets them pulled at pod start into MODELS_HOME, a volume its container reads.
+MODEL_TAG_PART = r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?"
+MAX_MODEL_TAG_PART = 63
+MODEL_TAG_PATTERN = rf"^{MODEL_TAG_PART}:{MODEL_TAG_PART}$"
+"""An exact model tag, `name:version` (what a pull needs; `latest` is for local use)."""
+MODEL_SHA256_PATTERN = r"^(sha256:)?[0-9a-f]{64}$"
+MODEL_SOURCE_PATTERN = r"^(https?|s3|pvc)://[^\s]+$"
+ENV_HOME = "KUBENTO_HOME"
+"""Root of the model store (`$KUBENTO_HOME/models/<name>/<version>/`)."""
+ENV_S3_ENDPOINT = "KUBENTO_S3_ENDPOINT"
+ENV_PVC_ROOT = "KUBENTO_PVC_ROOT"
+MODELS_HOME = "/var/lib/kubento"
+PVC_ROOT = "/mnt/kubento/pvc"
+"""Where a `pvc://claim/path` source's claim is mounted (`<PVC_ROOT>/<claim>`)."""
+
+
+def models_pull_command(tag: str, source: str, sha256: str) -> list[str]:
+    """The init container that fetches one model archive, checks it and imports it."""
+    return [EXECUTABLE, "models", "pull", tag, source, "--sha256", sha256]
+
 
 # Names. Component names (runners, services) become Kubernetes object names
 # (`<deployment>-<component>`, `_` written `-`) and label values.

@@ -149,3 +149,30 @@ def test_health_and_metrics_endpoints(operator: Operator) -> None:
     status, body = get(operator.metrics, "/metrics")
     assert status == 200
     assert "kubento_operator_reconciles_total" in body
+
+
+MODEL = {"tag": "iris-clf:v1", "source": "s3://models/iris-clf.tar", "sha256": "a" * 64}
+
+
+def test_crd_rejects_a_model_without_an_exact_tag_or_digest(
+    cluster: ControlPlane, namespace: str
+) -> None:
+    install_crd(cluster)
+    for broken, field in (({"tag": "iris-clf"}, "tag"), ({"sha256": "abc"}, "sha256")):
+        bad = bento("bad-model", [{"name": "clf", "models": [MODEL | broken]}])
+        result = apply(cluster, namespace, bad, check=False)
+        assert result.returncode != 0
+        assert f"spec.runners[0].models[0].{field}" in result.stderr
+
+
+def test_declared_models_become_init_containers_the_api_server_accepts(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    apply(cluster, namespace, bento("fetches", [{"name": "clf", "models": [MODEL]}]))
+    wait_condition(cluster, namespace, "fetches", "Ready")
+    runner = cluster.get_json("-n", namespace, "deployment", "fetches-clf")
+    (pull,) = runner["spec"]["template"]["spec"]["initContainers"]
+    assert pull["name"] == "model-0"
+    assert pull["args"][:4] == ["models", "pull", MODEL["tag"], MODEL["source"]]
+    api = cluster.get_json("-n", namespace, "deployment", "fetches-api")
+    assert "initContainers" not in api["spec"]["template"]["spec"]

@@ -80,8 +80,8 @@ class RunnerProcess:
         service: str,
         name: str,
         env: dict[str, str] | None = None,
-        workers: int = 1,
         working_dir: str = SERVICES_DIR,
+        workers: int = 1,
     ) -> None:
         self.service, self.name, self.env, self.workers = service, name, env, workers
         self.working_dir = working_dir
@@ -135,7 +135,7 @@ def running_service(
 ) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
     """Runner processes plus an API server process, wired as the operator wires pods; the
     API server's output goes to `api_log` when given."""
-    workers = {name: RunnerProcess(service, name, env, working_dir=working_dir) for name in runners}
+    workers = {name: RunnerProcess(service, name, env, working_dir) for name in runners}
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
     try:
@@ -146,8 +146,8 @@ def running_service(
         api = spawn(
             contract.api_command(service, host="127.0.0.1", port=api_port),
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
-            cwd=working_dir,
             log_path=api_log,
+            cwd=working_dir,
         )
         for worker in workers.values():
             worker.wait_ready()

@@ -94,3 +94,32 @@ def test_serve_exits_non_zero_naming_the_child_that_died(
     assert process.wait(timeout=30) == 1
     assert process.stderr is not None
     assert "runner 'classifier' killed by signal 9" in process.stderr.read()
+
+
+def test_serve_gives_the_runners_that_use_gpus_disjoint_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubento._local.supervisor import LocalServer
+    from kubento._sdk.loader import load_service
+
+    services = str(REPO_ROOT / "tests" / "integration" / "services")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    server = LocalServer(
+        load_service("gpu_probe:svc", services), "gpu_probe:svc", working_dir=services,
+        port=free_port(),
+    )  # fmt: skip
+    server.start()
+    try:
+        seen = {}
+        for child in server.children:
+            environ = Path(f"/proc/{child.process.pid}/environ").read_bytes().split(b"\0")
+            env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+            seen[child.name] = env.get("CUDA_VISIBLE_DEVICES")
+    finally:
+        server.stop()
+    assert seen == {
+        "runner 'vision'": "0,1",
+        "runner 'speech'": "2,3",
+        "runner 'tokens'": "",
+        "api server": "0,1,2,3",
+    }

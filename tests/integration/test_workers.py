@@ -112,3 +112,28 @@ def test_api_server_with_several_workers_serves_and_stops_cleanly() -> None:
     finally:
         stop(api)
         runner.stop()
+
+
+def test_each_worker_gets_its_own_slice_of_the_pods_gpus() -> None:
+    runner = RunnerProcess(
+        "gpu_probe:svc", "vision", env={"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, workers=2
+    )
+    runner.start()
+    try:
+        seen: set[object] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen |= set(asyncio.run(call_many(runner.target, "devices", 64)))
+        assert seen == {"0,1", "2,3"}
+        assert "gpus=0,1" in runner.log() and "gpus=2,3" in runner.log()
+    finally:
+        runner.stop()
+
+
+def test_a_cpu_runnable_sees_no_gpu_even_when_the_pod_has_some() -> None:
+    runner = RunnerProcess("gpu_probe:svc", "tokens", env={"NVIDIA_VISIBLE_DEVICES": "GPU-a,GPU-b"})
+    runner.start()
+    try:
+        assert asyncio.run(call_many(runner.target, "devices", 1)) == [""]
+    finally:
+        runner.stop()

@@ -87,6 +87,30 @@ EDGE_CASES: dict[str, dict[str, Any]] = {
         uid="0b1e2c3d-0000-4000-8000-000000000001",
         runners=[{"name": "runner_with_a_rather_long_name_" + s} for s in ("one", "two")],
     ),
+    "models": bento(
+        models=[
+            {
+                "tag": "iris:v1",
+                "source": "s3://models/iris.tar",
+                "sha256": "a" * 64,
+                "s3Endpoint": "http://minio.storage:9000",
+                "credentialsSecret": "s3-credentials",
+            }
+        ],
+        runners=[
+            {
+                "name": "clf",
+                "models": [
+                    {
+                        "tag": "iris:v1",
+                        "source": "https://models.example/iris.tar",
+                        "sha256": "b" * 64,
+                    },
+                    {"tag": "embed:v2", "source": "pvc://weights/embed/v2.tar", "sha256": "c" * 64},
+                ],
+            }
+        ],
+    ),
     "extra-pod-fields": bento(
         extraPodMetadata={"labels": {"team": "ml"}, "annotations": {"a": "b"}},
         extraPodSpec={
@@ -417,3 +441,65 @@ def test_extra_pod_spec_fields_pass_through() -> None:
         "volumeMounts"
     ]
     assert container(deployment)["imagePullPolicy"] == "Always"
+
+
+def test_models_are_pulled_by_init_containers_into_a_volume_the_component_reads() -> None:
+    children = render(EDGE_CASES["models"])
+    runner = find(children, "Deployment", "demo-clf")
+    pod_spec = runner["spec"]["template"]["spec"]
+    first, second = pod_spec["initContainers"]
+    assert [first["name"], second["name"]] == ["model-0", "model-1"]
+    assert first["command"] + first["args"] == contract.models_pull_command(
+        "iris:v1", "https://models.example/iris.tar", "b" * 64
+    )
+    assert first["image"] == "img:1"
+    assert first["securityContext"]["readOnlyRootFilesystem"] is True
+    # The pvc:// source's claim is mounted read-only where the pull looks for it.
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    assert volumes["pvc-weights"]["persistentVolumeClaim"] == {
+        "claimName": "weights",
+        "readOnly": True,
+    }
+    assert {
+        "name": "pvc-weights",
+        "mountPath": f"{contract.PVC_ROOT}/weights",
+        "readOnly": True,
+    } in (second["volumeMounts"])
+    # The runner reads the store the pulls wrote, read-only, through KUBENTO_HOME.
+    assert env_of(runner)[contract.ENV_HOME] == contract.MODELS_HOME
+    mount = next(m for m in container(runner)["volumeMounts"] if m["name"] == "kubento-models")
+    assert mount == {"name": "kubento-models", "mountPath": contract.MODELS_HOME, "readOnly": True}
+    # The API's own model comes from S3 with its endpoint and credentials.
+    api = find(children, "Deployment", "demo-api")
+    (pull,) = api["spec"]["template"]["spec"]["initContainers"]
+    assert {"name": contract.ENV_S3_ENDPOINT, "value": "http://minio.storage:9000"} in pull["env"]
+    assert pull["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+
+
+def test_components_without_models_get_no_init_containers() -> None:
+    for child in render(bento(runners=[{"name": "r"}])):
+        if child["kind"] == "Deployment":
+            assert "initContainers" not in child["spec"]["template"]["spec"]
+            assert contract.ENV_HOME not in env_of(child)
+
+
+@pytest.mark.parametrize(
+    ("model", "complaint"),
+    [
+        ({"tag": "iris", "source": "s3://b/k", "sha256": "a" * 64}, "tag"),
+        ({"tag": "iris:v1", "source": "ftp://b/k", "sha256": "a" * 64}, "source"),
+        ({"tag": "iris:v1", "source": "s3://b/k", "sha256": "abc"}, "sha256"),
+    ],
+)
+def test_a_bad_model_reference_is_refused_naming_the_field(
+    model: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(spec.SpecError) as info:
+        spec.parse(bento(models=[model]))
+    assert complaint in str(info.value)
+
+
+def test_a_model_listed_twice_is_refused() -> None:
+    model = {"tag": "iris:v1", "source": "s3://b/k", "sha256": "a" * 64}
+    with pytest.raises(spec.SpecError, match=r"\['iris:v1'\] more than once"):
+        spec.parse(bento(models=[model, model]))

@@ -7,6 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from kubento import contract
 from kubento_operator import crd, spec
 from kubento_operator.components import API as API_ROLE
 from kubento_operator.components import ROLES, Role
@@ -331,3 +332,36 @@ def test_every_roles_status_fields_and_printer_column_are_in_the_crd(role: Role)
     assert role.summary_field in fields
     columns = {c["jsonPath"] for c in crd.PRINTER_COLUMNS}
     assert f".status.{role.summary_field}" in columns
+
+
+def test_a_failed_model_pull_is_degraded_naming_the_model_and_its_source() -> None:
+    fetching = pod("demo-classifier-abc", RUNNER)
+    fetching["spec"] = {
+        "initContainers": [
+            {
+                "name": "model-0",
+                "args": contract.models_pull_command("iris:v1", "s3://models/iris.tar", "0" * 64)[
+                    1:
+                ],
+            }
+        ]
+    }
+    fetching["status"]["initContainerStatuses"] = [
+        {
+            "name": "model-0",
+            "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {
+                "terminated": {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "message": "fetching...\nerror: model iris:v1: sha256 mismatch",
+                }
+            },
+        }
+    ]
+    status = status_of([HEALTHY[0], deployment("demo-classifier", available=0)], [fetching])
+    degraded = condition(status, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ModelFetchFailed")
+    assert "model iris:v1 from s3://models/iris.tar" in degraded["message"]
+    assert degraded["message"].endswith("error: model iris:v1: sha256 mismatch")

@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from kubento import contract
+from kubento._runner import gpus, nvml
 from kubento._sdk.service import Service
 
 READY_TIMEOUT_S = 120.0
@@ -87,12 +88,22 @@ class LocalServer:
         self.children.append(Child(name, process))
 
     def start(self) -> None:
+        # The machine's GPUs go to the runners that use GPUs, disjoint when there are enough.
+        devices = gpus.serve_envs(
+            {
+                name: runner.runnable_class.SUPPORTED_RESOURCES
+                for name, runner in self.service.runners.items()
+            },
+            self.env,
+            nvml.device_count,
+        )
         for name in self.service.runners:
             port = free_port(self.host)
             argv = contract.runner_command(
                 self.import_path, name, host=self.host, port=port, metrics_port=free_port(self.host)
             )
-            self._spawn(f"runner {name!r}", argv, {**self.env, contract.ENV_RUNNER_NAME: name})
+            env = {**self.env, **devices[name], contract.ENV_RUNNER_NAME: name}
+            self._spawn(f"runner {name!r}", argv, env)
             self.runner_map[name] = f"{self.host}:{port}"
         api_env = {**self.env, contract.ENV_RUNNER_MAP: contract.encode_runner_map(self.runner_map)}
         self._spawn(

@@ -23,13 +23,14 @@ from urllib.parse import urlparse
 
 import yaml
 
+from kubento import contract
 from kubento._models.store import INFO_FILE, Model, ModelStore, ModelStoreError
 from kubento._models.tag import Tag
 
-ENV_S3_ENDPOINT = "KUBENTO_S3_ENDPOINT"
+ENV_S3_ENDPOINT = contract.ENV_S3_ENDPOINT
 ENV_CA_BUNDLE = "KUBENTO_CA_BUNDLE"
-ENV_PVC_ROOT = "KUBENTO_PVC_ROOT"
-DEFAULT_PVC_ROOT = "/mnt/kubento/pvc"
+ENV_PVC_ROOT = contract.ENV_PVC_ROOT
+DEFAULT_PVC_ROOT = contract.PVC_ROOT
 SCHEMES = ("https", "http", "s3", "pvc", "file")
 _SHA256 = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
 _CHUNK = 1 << 20

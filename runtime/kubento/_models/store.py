@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kubento import contract
 from kubento._models.tag import BadTag, Tag, new_version
 
 if TYPE_CHECKING:
     from kubento import Runner
 
-ENV_HOME = "KUBENTO_HOME"
+ENV_HOME = contract.ENV_HOME
 DEFAULT_HOME = "~/kubento"
 INFO_FILE = "model.yaml"
 FORMAT_VERSION = 1

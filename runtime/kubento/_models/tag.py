@@ -7,9 +7,11 @@ import re
 import time
 from dataclasses import dataclass
 
+from kubento import contract
+
 # Each part of a tag; the same rule as BentoML's, so tags carry over.
-PART_PATTERN = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
-MAX_PART_LENGTH = 63
+PART_PATTERN = re.compile(rf"^{contract.MODEL_TAG_PART}$")
+MAX_PART_LENGTH = contract.MAX_MODEL_TAG_PART
 LATEST = "latest"
 _BASE32 = "0123456789abcdefghijklmnopqrstuv"
 

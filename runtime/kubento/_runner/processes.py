@@ -84,12 +84,14 @@ def run_workers(
     supports_cpu_multi_threading: bool,
     concurrency: int = 1,
     env: Mapping[str, str] | None = None,
+    worker_envs: Sequence[Mapping[str, str]] = (),
 ) -> int:
     """Run `workers` processes (`argv_for(index)` each) until a signal or a death; return a code.
 
     Every worker gets the thread variables (for `concurrency` model calls at
     once in each), its index in KUBENTO_WORKER_INDEX
-    and the shared metrics directory. SIGTERM/SIGINT are forwarded; the
+    and the shared metrics directory, plus its `worker_envs` entry (its GPUs, from
+    `gpus.worker_envs`). SIGTERM/SIGINT are forwarded; the
     return code is 0 after a requested stop, else the first dead worker's.
     """
     base = dict(os.environ if env is None else env)
@@ -109,7 +111,8 @@ def run_workers(
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for index in range(workers):
-            child_env = {**base, ENV_WORKER_INDEX: str(index)}
+            own = worker_envs[index] if index < len(worker_envs) else {}
+            child_env = {**base, **own, ENV_WORKER_INDEX: str(index)}
             children.append(subprocess.Popen(list(argv_for(index)), env=child_env))
         code = 0
         while True:

@@ -32,7 +32,8 @@ from kubento import contract
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
-from kubento._runner.processes import metrics_registry
+from kubento._runner import gpus, nvml
+from kubento._runner.processes import ENV_WORKER_INDEX, metrics_registry
 from kubento._sdk.runner import Runner
 from kubento.batching import BadBatch, Dispatcher, DispatcherMetrics, Overloaded, Rejected
 
@@ -51,6 +52,8 @@ class RunnerWorker:
         self.runner = runner
         self.registry = CollectorRegistry()
         self.metrics = DispatcherMetrics(self.registry)
+        self.gpu_registry = CollectorRegistry()
+        """GPU samples, read from the devices at scrape time by the process serving them."""
         self.overrides = overrides
         self.configs = runner.batching_configs(overrides)
         self.executor = ThreadPoolExecutor(
@@ -187,9 +190,9 @@ def _probe_app(worker: RunnerWorker) -> Starlette:
         return JSONResponse({"error": "runner not ready", "detail": None}, status_code=503)
 
     async def metrics(request: Request) -> Response:
-        return Response(
-            generate_latest(metrics_registry(worker.registry)), media_type=CONTENT_TYPE_LATEST
-        )
+        text = generate_latest(metrics_registry(worker.registry))
+        text += generate_latest(worker.gpu_registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[
@@ -255,7 +258,19 @@ async def serve_runner(
 
     await worker.load()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("runner=%s event=ready port=%d pid=%d", runner.name, port, os.getpid())
+    visible = os.environ.get(gpus.CUDA)
+    if metrics_port:
+        collector = nvml.gpu_collector(runner.name, visible)
+        if collector is not None:
+            worker.gpu_registry.register(collector)
+    log.info(
+        "runner=%s event=ready port=%d pid=%d worker=%s gpus=%s",
+        runner.name,
+        port,
+        os.getpid(),
+        os.environ.get(ENV_WORKER_INDEX, "0"),
+        "all" if visible is None else (visible or "none"),
+    )
 
     await stop.wait()
     log.info("runner=%s event=stopping", runner.name)
