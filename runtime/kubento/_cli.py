@@ -1,9 +1,11 @@
-"""`kubento api | runner | serve | models`: the runtime's command line (shapes in contract.py)."""
+"""`kubento api | runner | serve | openapi | models`: the runtime's command line (shapes in
+contract.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -67,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=contract.API_PORT)
 
+    openapi = commands.add_parser(
+        "openapi", help="print the service's OpenAPI document (as served at /docs.json)"
+    )
+    common(openapi)
+
     models_commands.add_parser(commands)
     return parser
 
@@ -87,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"kubento {args.command}: {exc}", file=sys.stderr)
         return 2
+    if args.command == "openapi":
+        from kubento._api.openapi import document
+
+        print(json.dumps(document(service), indent=2))
+        return 0
     try:
         if args.command == "api":
             return _api(service, args)
