@@ -5,10 +5,10 @@ scorer. `embed` shows a sync API calling a runner with `.run()`.
 """
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import kubento
 from kubento.io import JSON, NumpyNdarray
@@ -47,7 +47,7 @@ svc = kubento.Service("composition", runners=[embed_small, embed_large, scorer])
 SAMPLE = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]], dtype=np.float32)
 
 
-@svc.api(input=NumpyNdarray.from_sample(SAMPLE), output=NumpyNdarray())
+@svc.api(input=NumpyNdarray.from_sample(SAMPLE), output=NumpyNdarray(dtype="float32", shape=(-1,)))
 async def score(features: np.ndarray) -> np.ndarray:
     small, large = await asyncio.gather(
         embed_small.embed.async_run(features), embed_large.embed.async_run(features)
@@ -56,7 +56,8 @@ async def score(features: np.ndarray) -> np.ndarray:
 
 
 class EmbedRequest(BaseModel):
-    features: list[list[float]]
+    # Rows of the embedders' 4 features, at least one: anything else is the caller's 400.
+    features: list[Annotated[list[float], Field(min_length=4, max_length=4)]] = Field(min_length=1)
     size: Literal["small", "large"] = "small"
 
 

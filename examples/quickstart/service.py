@@ -34,7 +34,7 @@ svc = kubento.Service("quickstart", runners=[classifier])
 
 @svc.api(
     input=NumpyNdarray.from_sample(np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)),
-    output=NumpyNdarray(),
+    output=NumpyNdarray(dtype="int64", shape=(-1,)),
 )
 async def classify(features: np.ndarray) -> np.ndarray:
     return await classifier.predict.async_run(features)

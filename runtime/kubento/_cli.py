@@ -1,9 +1,11 @@
-"""`kubento api | runner | service | serve | deploy | models`: the CLI (shapes: contract.py)."""
+"""`kubento api | runner | service | serve | deploy | openapi | models`: the runtime's command
+line (shapes in contract.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -89,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run every service of a @kubento.service graph in this process (debugging)",
     )
 
+    openapi = commands.add_parser(
+        "openapi", help="print the service's OpenAPI document (as served at /docs.json)"
+    )
+    common(openapi)
+
     models_commands.add_parser(commands)
     deploy_commands.add_parser(commands)
     return parser
@@ -113,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"kubento {args.command}: {exc}", file=sys.stderr)
         return 2
+    if args.command == "openapi":
+        from kubento._api.openapi import document
+
+        print(json.dumps(document(service), indent=2))
+        return 0
     try:
         if args.command == "api":
             return _api(service, args)

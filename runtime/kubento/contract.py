@@ -26,6 +26,12 @@ RUNNER_METRICS_PORT_NAME = "metrics"
 LIVENESS_PATH = "/livez"
 READINESS_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+# What the API server also answers besides the service's APIs (see kubento/_api).
+DOCS_PATH = "/docs"
+"""Swagger UI; its assets are served under DOCS_PATH + "/"."""
+OPENAPI_PATH = "/docs.json"
+OIP_PREFIX = "/v2"
+"""The Open Inference Protocol (V2) REST paths."""
 
 # Environment.
 ENV_RUNNER_MAP = "KUBENTO_RUNNER_MAP"

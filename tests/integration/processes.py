@@ -100,7 +100,7 @@ class RunnerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         argv = contract.runner_command(
             self.service,
             self.name,
@@ -110,6 +110,11 @@ class RunnerProcess:
             workers=self.workers,
         )
         self.process = spawn(argv, self.env, cwd=self.working_dir, log_path=self.log_path)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         wait_http(
             f"http://127.0.0.1:{self.metrics_port}{contract.READINESS_PATH}", watch=[self.process]
         )
@@ -134,8 +139,9 @@ def running_service(
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
     try:
+        # Every process starts at once (the ports are chosen beforehand), then is waited for.
         for worker in workers.values():
-            worker.start()
+            worker.start(wait=False)
         runner_map = {name: worker.target for name, worker in workers.items()}
         api = spawn(
             contract.api_command(service, host="127.0.0.1", port=api_port),
@@ -143,6 +149,8 @@ def running_service(
             log_path=api_log,
             cwd=working_dir,
         )
+        for worker in workers.values():
+            worker.wait_ready()
         url = f"http://127.0.0.1:{api_port}"
         wait_http(url + contract.READINESS_PATH, watch=[api])
         yield url, workers
@@ -176,10 +184,18 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
+def example_dir(name: str) -> str:
+    return str(REPO_ROOT / "examples" / name)
+
+
 def example_module(name: str) -> ModuleType:
     """An example's service.py imported under its own name, to compute reference answers."""
-    path = REPO_ROOT / "examples" / name / "service.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    return module_from(REPO_ROOT / "examples" / name / "service.py", f"example_{name}")
+
+
+def module_from(path: Path, name: str) -> ModuleType:
+    """The file at `path` imported as module `name` (services share the name `service`)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -112,6 +112,85 @@ def test_file_passes_bytes_through() -> None:
     assert File().to_http(b"\x02").body == b"\x02"
 
 
+@pytest.mark.parametrize(
+    ("dtype", "body", "message"),
+    [
+        ("uint8", b"[300]", r"values must lie in \[0, 255\] for uint8, got 300 to 300"),
+        ("uint8", b"[-1, 2]", r"in \[0, 255\] for uint8, got -1 to 2"),
+        ("int8", b"[[1], [-129]]", r"in \[-128, 127\] for int8"),
+        ("float32", b"[1e300]", r"for float32, got 1e\+300"),
+    ],
+)
+def test_ndarray_json_values_the_dtype_cannot_hold_are_refused_not_wrapped(
+    dtype: str, body: bytes, message: str
+) -> None:
+    with pytest.raises(BadInput, match=message):
+        NumpyNdarray(dtype=dtype).from_http(body, JSON_HEADERS)
+
+
+def test_ndarray_json_values_at_the_dtype_limits_are_taken() -> None:
+    value = NumpyNdarray(dtype="uint8").from_http(b"[0, 255]", JSON_HEADERS)
+    assert value.tolist() == [0, 255]
+
+
+def test_ndarray_check_casts_typed_arrays_only_when_no_value_can_change() -> None:
+    descriptor = NumpyNdarray(dtype="float32", shape=(-1, 2))
+    assert descriptor.check(np.ones((1, 2), dtype=np.int8)).dtype == np.float32
+    with pytest.raises(BadInput, match="expected an array of dtype float32, got float64"):
+        descriptor.check(np.ones((1, 2), dtype=np.float64))
+    with pytest.raises(BadInput, match=r"shape \(\*, 2\), got \(1, 3\)"):
+        descriptor.check(np.ones((1, 3), dtype=np.float32))
+
+
+def test_ndarray_schema_nests_arrays_by_shape_with_the_dtypes_bounds() -> None:
+    body = NumpyNdarray(dtype="int8", shape=(-1, 2), sample=[[1, 2]]).schema("request")
+    as_json = body.content["application/json"]
+    assert as_json["schema"] == {
+        "type": "array",
+        "items": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": -128, "maximum": 127},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    }
+    assert as_json["example"] == [[1, 2]]
+    assert body.content["application/octet-stream"]["schema"]["format"] == "binary"
+    assert "int8 array of shape (*, 2)" in body.description
+
+
+def test_ndarray_schema_of_any_shape_is_a_recursive_definition() -> None:
+    body = NumpyNdarray(dtype="float32").schema("response")
+    ref = body.content["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/NDArray_float32"
+    element, nested = body.definitions["NDArray_float32"]["anyOf"]
+    assert element["type"] == "number" and element["format"] == "float"
+    assert nested == {"type": "array", "items": {"$ref": ref}}
+
+
+def test_json_schema_of_a_pydantic_model_names_it_and_its_nested_models() -> None:
+    class Inner(BaseModel):
+        v: int
+
+    class Outer(BaseModel):
+        inner: Inner
+        tags: list[str] = []
+
+    body = JSON(pydantic_model=Outer).schema("request")
+    assert body.content["application/json"]["schema"] == {"$ref": "#/components/schemas/Outer"}
+    assert body.definitions["Outer"]["properties"]["inner"] == {
+        "$ref": "#/components/schemas/Inner"
+    }
+    assert body.definitions["Inner"]["required"] == ["v"]
+
+
+def test_text_and_file_schemas() -> None:
+    assert Text().schema("request").content == {"text/plain": {"schema": {"type": "string"}}}
+    assert File().schema("response").content == {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+    }
+
+
 def test_nan_and_infinity_in_json_input_are_refused() -> None:
     for body in (b"[[NaN, 1.0]]", b"[Infinity]", b"[-Infinity]"):
         with pytest.raises(BadInput, match="not valid JSON"):

@@ -163,6 +163,58 @@ def test_service_rejects_reserved_and_duplicate_routes() -> None:
         svc.api(input=Text(), output=Text(), route="/a", name="b")(lambda x: x)
 
 
+def test_a_route_without_a_slash_means_the_path_with_one() -> None:
+    svc = kubento.Service("demo")
+    svc.api(input=Text(), output=Text(), route="predict", name="a")(lambda x: x)
+    svc.api(input=Text(), output=Text(), route="v1/models/x:predict", name="b")(lambda x: x)
+    assert [api.route for api in svc.apis.values()] == ["/predict", "/v1/models/x:predict"]
+    with pytest.raises(ValueError, match="already has an api at '/predict'"):
+        svc.api(input=Text(), output=Text(), route="/predict", name="c")(lambda x: x)
+
+
+@pytest.mark.parametrize(
+    "route", ["/prédire", "/a.b/c-d_e~f", "/v1/x:predict", "/a;b=1", "/a@b", "/UPPER/", "//x"]
+)
+def test_any_route_that_can_be_a_path_is_taken(route: str) -> None:
+    svc = kubento.Service("demo")
+    svc.api(input=Text(), output=Text(), route=route, name="a")(lambda x: x)
+    assert svc.apis["a"].route == route
+
+
+@pytest.mark.parametrize(
+    ("route", "why"),
+    [
+        ("", "non-empty"),
+        ("/a b", "no spaces"),
+        ("/a\tb", "no spaces or control characters"),
+        ("/a\x00", "control characters"),
+        ("/a?b=1", "query string"),
+        ("/a#top", "fragment"),
+        ("/items/{id}", "path parameters"),
+    ],
+)
+def test_a_route_that_cannot_be_a_path_is_refused_saying_why(route: str, why: str) -> None:
+    svc = kubento.Service("demo")
+    with pytest.raises(ValueError, match=rf"api 'a': route .*{why}"):
+        svc.api(input=Text(), output=Text(), route=route, name="a")(lambda x: x)
+
+
+@pytest.mark.parametrize(
+    "route", ["/", "/docs", "docs.json", "/docs/swagger-ui.css", "/v2", "/v2/models/a/infer"]
+)
+def test_routes_the_server_answers_itself_are_reserved(route: str) -> None:
+    svc = kubento.Service("demo")
+    with pytest.raises(ValueError, match="is reserved: the API server answers it itself"):
+        svc.api(input=Text(), output=Text(), route=route, name="a")(lambda x: x)
+
+
+def test_routes_that_only_start_like_reserved_ones_are_free() -> None:
+    svc = kubento.Service("demo")
+    for name, route in {"a": "/docs2", "b": "/v2x", "c": "/v3/models", "d": "/livez/x"}.items():
+        svc.api(input=Text(), output=Text(), route=route, name=name)(lambda x: x)
+    assert len(svc.apis) == 4
+
+
 def test_a_bad_method_config_fails_when_the_runner_is_defined_naming_knob_and_range() -> None:
     with pytest.raises(
         ValueError,

@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,13 +22,15 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from kubento import contract
+from kubento._api import oip, openapi, swagger
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
 from kubento._sdk.service import API, Service
@@ -71,6 +73,34 @@ def error_response(status: int, error: str, detail: Any = None, **headers: str) 
     return JSONBody({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
+Encode = Callable[[Any], Response]
+
+
+class Codec(Protocol):
+    """How one protocol carries an API's calls: the body becomes the function's argument
+    (and how to answer with its result), failures become that protocol's error bodies."""
+
+    def decode(self, api: API, body: bytes, headers: Headers) -> tuple[Any, Encode]: ...
+
+    def error(
+        self, status: int, message: str, detail: Any, headers: dict[str, str]
+    ) -> Response: ...
+
+
+class DescriptorCodec:
+    """The service's own routes: the API's IO descriptors read the body and write the answer."""
+
+    def decode(self, api: API, body: bytes, headers: Headers) -> tuple[Any, Encode]:
+        accept = headers.get("accept", "")
+        return api.input.from_http(body, headers), lambda result: api.output.to_http(result, accept)
+
+    def error(self, status: int, message: str, detail: Any, headers: dict[str, str]) -> Response:
+        return error_response(status, message, detail, **headers)
+
+
+DESCRIPTORS = DescriptorCodec()
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -106,8 +136,10 @@ class APIEndpoint:
         handles: dict[object, Handle],
         request_timeout_s: float,
         budget: BodyBudget,
+        codec: Codec = DESCRIPTORS,
     ) -> None:
         self.api = api
+        self.codec = codec
         self.handles = handles
         self.request_timeout_s = request_timeout_s
         self.budget = budget
@@ -123,7 +155,7 @@ class APIEndpoint:
         bound(self.handles)
         started = time.perf_counter()
         deadline.set(time.monotonic() + self.request_timeout_s)
-        response = await call_api(self.api, request, self.budget)
+        response = await call_api(self.api, request, self.budget, self.codec)
         response.headers["x-request-id"] = rid
         # A refused body may still be on its way: read and drop the rest (bounded), so the
         # client gets to read the 413 instead of a connection reset (nginx's lingering close).
@@ -230,13 +262,19 @@ def build_app(
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
 
-    async def readyz(request: Request) -> Response:
+    async def not_ready() -> list[str]:
         names = list(clients)
         results = await asyncio.gather(*(clients[name].healthy() for name in names))
-        not_ready = [name for name, ok in zip(names, results, strict=True) if not ok]
-        if not_ready:
-            return error_response(503, "runners not ready", {"runners": not_ready})
-        return JSONBody({"status": "ready", "runners": names})
+        return [name for name, ok in zip(names, results, strict=True) if not ok]
+
+    async def ready() -> bool:
+        return not await not_ready()
+
+    async def readyz(request: Request) -> Response:
+        runners = await not_ready()
+        if runners:
+            return error_response(503, "runners not ready", {"runners": runners})
+        return JSONBody({"status": "ready", "runners": list(clients)})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -253,20 +291,31 @@ def build_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, exc.detail or "error", {"path": request.url.path})
-
-    routes = [
-        Route(
-            api.route,
-            APIEndpoint(api, metrics, handles, request_timeout_s, budget),
-            methods=["POST"],
+        return error_response(
+            exc.status_code,
+            exc.detail or "error",
+            {"path": request.url.path},
+            **(exc.headers or {}),  # a 405's Allow
         )
-        for api in service.apis.values()
+
+    document = openapi.document(service)
+
+    async def openapi_document(request: Request) -> Response:
+        return JSONBody(document)
+
+    def endpoint(api: API, codec: Codec = DESCRIPTORS) -> APIEndpoint:
+        return APIEndpoint(api, metrics, handles, request_timeout_s, budget, codec)
+
+    routes: list[BaseRoute] = [
+        Route(api.route, endpoint(api), methods=["POST"]) for api in service.apis.values()
     ]
     routes += [
         Route(contract.LIVENESS_PATH, livez, methods=["GET"]),
         Route(contract.READINESS_PATH, readyz, methods=["GET"]),
         Route(contract.METRICS_PATH, metrics_endpoint, methods=["GET"]),
+        Route(contract.OPENAPI_PATH, openapi_document, methods=["GET"]),
+        *swagger.routes(service.name),
+        *oip.routes(service, endpoint, ready),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
@@ -283,27 +332,31 @@ def _observer(histogram: Histogram, runner: str) -> Callable[[str, int], None]:
     return observe
 
 
-async def call_api(api: API, request: Request, budget: BodyBudget) -> Response:
+async def call_api(
+    api: API, request: Request, budget: BodyBudget, codec: Codec = DESCRIPTORS
+) -> Response:
+    """Run `api` on a request as `codec` carries it; every failure becomes its error body."""
     body = b""
     try:
         body = await budget.read(request)
         if len(body) > OFFLOAD_BYTES:  # keep the loop (and the probes) responsive
-            value = await run_in_threadpool(api.input.from_http, body, request.headers)
+            value, encode = await run_in_threadpool(codec.decode, api, body, request.headers)
         else:
-            value = api.input.from_http(body, request.headers)
+            value, encode = codec.decode(api, body, request.headers)
         ends = deadline.get()
         if api.is_async:
             async with asyncio.timeout(None if ends is None else ends - time.monotonic()):
                 result = await api.func(value)
         else:
             result = await run_in_threadpool(api.func, value)
-        return api.output.to_http(result, request.headers.get("accept", ""))
+        return encode(result)
     except TimeoutError:
-        return error_response(504, f"api {api.name!r} did not finish within the request's time")
+        message = f"api {api.name!r} did not finish within the request's time"
+        return codec.error(504, message, None, {})
     except ClientDisconnect:
         # Nobody reads this answer; counted under its own status, never as a 500.
         log.debug("api=%s request_id=%s event=client_disconnected", api.name, request_id.get())
-        return error_response(CLIENT_CLOSED, "client closed the request")
+        return codec.error(CLIENT_CLOSED, "client closed the request", None, {})
     except KubentoError as exc:
         detail = exc.detail
         if exc.status_code == 500:  # 503s are load shedding, expected and counted in metrics
@@ -319,11 +372,10 @@ async def call_api(api: API, request: Request, budget: BodyBudget) -> Response:
         headers = {}
         if exc.retry_after_s is not None:
             headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
-        return error_response(exc.status_code, exc.message, detail, **headers)
+        return codec.error(exc.status_code, exc.message, detail, headers)
     except Exception as exc:
         log.exception("api=%s request_id=%s unhandled error", api.name, request_id.get())
-        return error_response(
-            500, f"api {api.name!r} failed: {type(exc).__name__}", {"request_id": request_id.get()}
-        )
+        message = f"api {api.name!r} failed: {type(exc).__name__}"
+        return codec.error(500, message, {"request_id": request_id.get()}, {})
     finally:
         budget.give_back(len(body))

@@ -222,6 +222,7 @@ def serve(service: Service, import_path: str, *, working_dir: str, port: int, ho
         print(f"kubento serve: {service.name} is ready at {server.url}", flush=True)
         for api in service.apis.values():
             print(f"  POST {server.url}{api.route}", flush=True)
+        print(f"  docs: {server.url}{contract.DOCS_PATH}", flush=True)
         for curl in example_curls(service, server.url):
             print(f"try:\n  {curl}", flush=True)
         while not stopping:

@@ -16,9 +16,48 @@ from kubento.io import IODescriptor
 F = TypeVar("F", bound=Callable[..., Any])
 
 RESERVED_ROUTES = frozenset(
-    {contract.LIVENESS_PATH, contract.READINESS_PATH, contract.METRICS_PATH}
+    {
+        "/",  # redirects to the docs page
+        contract.LIVENESS_PATH,
+        contract.READINESS_PATH,
+        contract.METRICS_PATH,
+        contract.DOCS_PATH,
+        contract.OPENAPI_PATH,
+        contract.OIP_PREFIX,
+    }
 )
-ROUTE_PATTERN = re.compile(r"^/[A-Za-z0-9_\-./]*$")
+RESERVED_PREFIXES = (contract.DOCS_PATH + "/", contract.OIP_PREFIX + "/")
+
+# Characters a route cannot hold, each with why: what a URL path cannot carry as written,
+# and Starlette's path-parameter braces (APIs take their input from the body only).
+_NOT_IN_A_PATH = {
+    "?": "'?' starts the query string",
+    "#": "'#' starts the fragment",
+    "{": "'{' and '}' mark path parameters, which APIs do not take",
+    "}": "'{' and '}' mark path parameters, which APIs do not take",
+}
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def normalize_route(route: str) -> str:
+    """`predict` -> `/predict` (BentoML 1.x style); refuse only what cannot be a URL path."""
+    if not isinstance(route, str) or not route:
+        raise ValueError(f"route {route!r} must be a non-empty path such as 'predict' or '/v1/x'")
+    bad = _SPACE_OR_CONTROL.search(route)
+    if bad:
+        raise ValueError(
+            f"route {route!r} cannot be a URL path: it holds {bad.group()!r} "
+            f"(no spaces or control characters)"
+        )
+    for char, why in _NOT_IN_A_PATH.items():
+        if char in route:
+            raise ValueError(f"route {route!r} cannot be a URL path: {why}")
+    return route if route.startswith("/") else "/" + route
+
+
+def reserved(route: str) -> bool:
+    """Whether the API server answers `route` itself (probes, metrics, docs, V2 protocol)."""
+    return route in RESERVED_ROUTES or route.startswith(RESERVED_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -67,15 +106,20 @@ class Service:
 
         def decorate(func: F) -> F:
             api_name = name or func.__name__
-            api_route = route or f"/{api_name}"
             if not isinstance(input, IODescriptor) or not isinstance(output, IODescriptor):
                 raise TypeError(
                     f"api {api_name!r}: input and output must be kubento.io descriptors"
                 )
-            if not ROUTE_PATTERN.match(api_route):
-                raise ValueError(f"api {api_name!r}: route {api_route!r} must be a path like /name")
-            if api_route in RESERVED_ROUTES:
-                raise ValueError(f"api {api_name!r}: route {api_route!r} is reserved")
+            try:
+                api_route = normalize_route(api_name if route is None else route)
+            except ValueError as exc:
+                raise ValueError(f"api {api_name!r}: {exc}") from None
+            if reserved(api_route):
+                raise ValueError(
+                    f"api {api_name!r}: route {api_route!r} is reserved: the API server answers "
+                    f"it itself ({', '.join(sorted(RESERVED_ROUTES))} and everything under "
+                    f"{' and '.join(RESERVED_PREFIXES)}); choose another route"
+                )
             if api_name in self.apis:
                 raise ValueError(f"service {self.name!r} already has an api named {api_name!r}")
             if any(existing.route == api_route for existing in self.apis.values()):
