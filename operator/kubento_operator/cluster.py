@@ -18,6 +18,8 @@ from kubento_operator import naming
 
 # Kinds the operator creates, in the order a prune looks at them.
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "Ingress"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("apps/v1", "Deployment"),

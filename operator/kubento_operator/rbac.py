@@ -33,7 +33,12 @@ CHILD_RULES: list[PolicyRule] = [
     },
     {
         "apiGroups": ["networking.k8s.io"],
-        "resources": ["ingresses"],
+        "resources": ["ingresses", "networkpolicies"],
+        "verbs": ["create", "patch", "list", "delete"],
+    },
+    {
+        "apiGroups": ["policy"],
+        "resources": ["poddisruptionbudgets"],
         "verbs": ["create", "patch", "list", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},

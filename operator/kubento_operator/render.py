@@ -63,7 +63,55 @@ def render(bento_deployment: Mapping[str, Any] | spec.BentoDeployment) -> list[M
         ingress = bd.spec.ingress
         if component.role.entry and ingress is not None and ingress.enabled:
             children.append(_ingress(bd, component, ingress))
+        if bd.spec.network_policy.enabled:
+            children.append(_network_policy(bd, component))
     return children
+
+
+def _network_policy(bd: spec.BentoDeployment, component: Component) -> Manifest:
+    """Who may reach a component's pods: the entry's HTTP as configured (default: anyone);
+    a runner's or service's gRPC only from this BentoDeployment's pods; metrics scrapes
+    from `metricsFrom`."""
+    policy = bd.spec.network_policy
+    ports = dict(component.role.ports)
+    rules: list[dict[str, Any]] = []
+    for port_name in ports:
+        port = [{"port": port_name, "protocol": "TCP"}]
+        if port_name == contract.RUNNER_METRICS_PORT_NAME:
+            rules.append({"from": policy.metrics_from, "ports": port})
+        elif component.role.entry:
+            rules.append(
+                {"ports": port}
+                if policy.api_from is None
+                else {"from": policy.api_from, "ports": port}
+            )
+        else:
+            own = {"podSelector": {"matchLabels": {naming.LABEL_DEPLOYMENT: bd.metadata.name}}}
+            rules.append({"from": [own], "ports": port})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(bd, component.object_name, component.labels),
+        "spec": {
+            "podSelector": {"matchLabels": component.selector},
+            "policyTypes": ["Ingress"],
+            "ingress": rules,
+        },
+    }
+
+
+def _disruption_budget(
+    bd: spec.BentoDeployment, component: Component, budget: spec.DisruptionBudget
+) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(bd, component.object_name, component.labels),
+        "spec": {
+            "maxUnavailable": budget.max_unavailable,
+            "selector": {"matchLabels": component.selector},
+        },
+    }
 
 
 Runtime = tuple[list[str], dict[str, str]]
@@ -198,7 +246,12 @@ def _component(
         "selector": {"matchLabels": component.selector},
         "revisionHistoryLimit": 5,
         "template": _pod_template(
-            bd, settings, labels, _container(bd, component, argv, env), _model_pulls(bd, settings)
+            bd,
+            settings,
+            labels,
+            _container(bd, component, argv, env),
+            _model_pulls(bd, settings),
+            component.selector,
         ),
     }
     strategy = _rolling_update(settings)
@@ -215,6 +268,9 @@ def _component(
     ]
     if settings.autoscaling is not None:
         children.append(_hpa(bd, settings.autoscaling, name, labels))
+        if settings.autoscaling.max_replicas > 1:
+            budget = settings.disruption_budget or spec.DisruptionBudget()
+            children.append(_disruption_budget(bd, component, budget))
     return children
 
 
@@ -318,6 +374,9 @@ def _container(
         **probes,
         "securityContext": RESTRICTED,
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}, *extra.volume_mounts],
+        # Endpoints drop a terminating pod a moment after it gets SIGTERM: keep serving
+        # until they have, then drain (the kubelet's own sleep: no binary needed).
+        "lifecycle": {"preStop": {"sleep": {"seconds": contract.PRE_STOP_S}}},
     }
     if settings.models:
         # The fetched models, read-only: the component reads its store, never writes it.
@@ -384,6 +443,7 @@ def _pod_template(
     labels: dict[str, str],
     container: dict[str, Any],
     pulls: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    selector: dict[str, str],
 ) -> dict[str, Any]:
     extra = component.extra_pod_spec or spec.ExtraPodSpec()
     init_containers, model_volumes = pulls
@@ -397,6 +457,17 @@ def _pod_template(
         },
         "containers": [container],
         "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *model_volumes, *extra.volumes],
+        "terminationGracePeriodSeconds": contract.TERMINATION_GRACE_S,
+        # Spread over nodes when it can; never keeps a pod from scheduling.
+        "topologySpreadConstraints": extra.topology_spread_constraints
+        or [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+            }
+        ],
     }
     if init_containers:
         pod_spec["initContainers"] = init_containers
@@ -414,7 +485,6 @@ def _pod_template(
     for key, value in (
         ("nodeSelector", extra.node_selector),
         ("affinity", extra.affinity),
-        ("topologySpreadConstraints", extra.topology_spread_constraints),
         ("priorityClassName", extra.priority_class_name),
         ("runtimeClassName", extra.runtime_class_name),
     ):

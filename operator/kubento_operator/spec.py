@@ -317,6 +317,19 @@ def _unique_tags(models: list[ModelRef]) -> list[ModelRef]:
     return models
 
 
+class DisruptionBudget(Model):
+    """The PodDisruptionBudget of a component that may run more than one pod."""
+
+    max_unavailable: Annotated[
+        int | str,
+        _int_or_string(
+            r"^[0-9]+%?$", "Pods (or a percentage) a voluntary disruption may take down at once."
+        ),
+    ] = 1
+    """Pods (or a percentage) a voluntary disruption such as a node drain may take down
+    at once."""
+
+
 class ComponentSpec(Model):
     """The settings every component has, whatever its role."""
 
@@ -336,6 +349,8 @@ class ComponentSpec(Model):
     """Extra pod spec fields."""
     models: list[ModelRef] = Field(default_factory=list, max_length=MAX_MODELS)
     """Stored models fetched into this component's pods when they start."""
+    disruption_budget: DisruptionBudget | None = None
+    """Override of the PodDisruptionBudget (maxUnavailable 1) an autoscaled component gets."""
 
     _envs_unique = field_validator("envs")(_unique_env_names)
     _tags_unique = field_validator("models")(_unique_tags)
@@ -482,6 +497,19 @@ class Ingress(Model):
         return self
 
 
+class NetworkPolicySpec(Model):
+    """NetworkPolicies of the BentoDeployment's pods: runners and dependency services take
+    gRPC only from this BentoDeployment's own pods, metrics scrapes from `metricsFrom`; the
+    API server takes HTTP from `apiFrom`."""
+
+    enabled: bool = True
+    """Render the NetworkPolicies (they take effect where the cluster's CNI enforces them)."""
+    api_from: list[FreeObject] | None = None
+    """networking/v1 NetworkPolicyPeers allowed to reach the API server; default: anyone."""
+    metrics_from: list[FreeObject] = Field(default_factory=lambda: [{"namespaceSelector": {}}])
+    """NetworkPolicyPeers allowed to scrape metrics; default: any pod in any namespace."""
+
+
 class LocalObjectReference(Model):
     """A reference to an object in the same namespace."""
 
@@ -530,6 +558,8 @@ class BentoDeploymentSpec(ComponentSpec):
     """The dependency services of a `@kubento.service` entry class; each gets its own pods."""
     ingress: Ingress | None = None
     """An Ingress in front of the API server."""
+    network_policy: NetworkPolicySpec = Field(default_factory=lambda: NetworkPolicySpec())
+    """Who may reach the pods; on by default."""
 
     @field_validator("runners")
     @classmethod

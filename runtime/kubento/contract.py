@@ -69,6 +69,13 @@ ENV_REQUEST_TIMEOUT = "KUBENTO_REQUEST_TIMEOUT_S"
 its remaining time is the gRPC deadline of every call the request makes; 504 past it."""
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
+# Shutdown. On SIGTERM a runner stops taking calls and finishes those in flight within
+# SHUTDOWN_GRACE_S; pods first wait PRE_STOP_S (preStop) so endpoints drop them before
+# they stop listening, and get TERMINATION_GRACE_S in all before SIGKILL.
+SHUTDOWN_GRACE_S = 30
+PRE_STOP_S = 5
+TERMINATION_GRACE_S = PRE_STOP_S + SHUTDOWN_GRACE_S + 10
+
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
 

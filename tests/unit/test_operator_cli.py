@@ -25,7 +25,8 @@ def test_render_prints_the_children_as_a_yaml_stream() -> None:
     result = run("render", "-f", str(QUICKSTART))
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout)]
-    assert sorted(kinds) == sorted(["Service", "Deployment", "HorizontalPodAutoscaler"] * 2)
+    per_component = ["Service", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy"]
+    assert sorted(kinds) == sorted(per_component * 2 + ["PodDisruptionBudget"] * 2)
 
 
 def test_render_reads_stdin() -> None:

@@ -174,9 +174,74 @@ def test_each_component_gets_deployment_service_and_hpa() -> None:
         ("Deployment", "demo-r"),
         ("HorizontalPodAutoscaler", "demo-api"),
         ("HorizontalPodAutoscaler", "demo-r"),
+        ("NetworkPolicy", "demo-api"),
+        ("NetworkPolicy", "demo-r"),
+        ("PodDisruptionBudget", "demo-api"),
+        ("PodDisruptionBudget", "demo-r"),
         ("Service", "demo-api"),
         ("Service", "demo-r"),
     ]
+
+
+def test_a_component_that_may_run_several_pods_gets_a_disruption_budget() -> None:
+    obj = bento(
+        autoscaling={"minReplicas": 1, "maxReplicas": 1},
+        runners=[
+            {"name": "r", "autoscaling": {"maxReplicas": 4}},
+            {
+                "name": "s",
+                "autoscaling": {"maxReplicas": 4},
+                "disruptionBudget": {"maxUnavailable": "50%"},
+            },
+        ],
+    )
+    children = render(obj)
+    budgets = {
+        c["metadata"]["name"]: c["spec"] for c in children if c["kind"] == "PodDisruptionBudget"
+    }
+    assert set(budgets) == {"demo-r", "demo-s"}  # one pod at most: nothing to budget
+    assert budgets["demo-r"]["maxUnavailable"] == 1
+    assert budgets["demo-s"]["maxUnavailable"] == "50%"
+    runner = find(children, "Deployment", "demo-r")
+    assert budgets["demo-r"]["selector"] == runner["spec"]["selector"]
+
+
+def test_runners_take_grpc_only_from_their_own_deployment_and_metrics_from_anywhere() -> None:
+    children = render(bento(runners=[{"name": "r"}]))
+    runner = find(children, "NetworkPolicy", "demo-r")["spec"]
+    assert runner["podSelector"] == find(children, "Deployment", "demo-r")["spec"]["selector"]
+    grpc, metrics = runner["ingress"]
+    assert grpc == {
+        "from": [{"podSelector": {"matchLabels": {naming.LABEL_DEPLOYMENT: "demo"}}}],
+        "ports": [{"port": contract.RUNNER_PORT_NAME, "protocol": "TCP"}],
+    }
+    assert metrics["from"] == [{"namespaceSelector": {}}]
+    assert metrics["ports"] == [{"port": contract.RUNNER_METRICS_PORT_NAME, "protocol": "TCP"}]
+    api = find(children, "NetworkPolicy", "demo-api")["spec"]
+    assert api["ingress"] == [{"ports": [{"port": contract.API_PORT_NAME, "protocol": "TCP"}]}]
+
+
+def test_network_policy_peers_are_configurable_and_policies_can_be_turned_off() -> None:
+    peers = [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]
+    scrapers = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    obj = bento(runners=[{"name": "r"}], networkPolicy={"apiFrom": peers, "metricsFrom": scrapers})
+    children = render(obj)
+    assert find(children, "NetworkPolicy", "demo-api")["spec"]["ingress"][0]["from"] == peers
+    assert find(children, "NetworkPolicy", "demo-r")["spec"]["ingress"][1]["from"] == scrapers
+    off = render(bento(runners=[{"name": "r"}], networkPolicy={"enabled": False}))
+    assert not [c for c in off if c["kind"] == "NetworkPolicy"]
+
+
+def test_pods_spread_over_nodes_and_drain_before_they_stop() -> None:
+    runner = find(render(bento(runners=[{"name": "r"}])), "Deployment", "demo-r")
+    pod = runner["spec"]["template"]["spec"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"]["matchLabels"] == runner["spec"]["selector"]["matchLabels"]
+    assert container(runner)["lifecycle"] == {
+        "preStop": {"sleep": {"seconds": contract.PRE_STOP_S}}
+    }
+    assert pod["terminationGracePeriodSeconds"] > contract.PRE_STOP_S + contract.SHUTDOWN_GRACE_S
 
 
 def test_api_pods_get_runner_map_of_headless_dns_targets() -> None:

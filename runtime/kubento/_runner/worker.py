@@ -41,7 +41,7 @@ from kubento.batching import BadBatch, Dispatcher, DispatcherMetrics, Overloaded
 log = logging.getLogger("kubento.runner")
 
 MethodCall = Callable[[tuple[Any, ...], float | None], Awaitable[Any]]
-SHUTDOWN_GRACE_S = 30.0
+SHUTDOWN_GRACE_S = float(contract.SHUTDOWN_GRACE_S)
 SHUTDOWN_GRACE_MS = int(SHUTDOWN_GRACE_S * 1000)
 MAX_CONNECTION_AGE_MS = 60_000
 
