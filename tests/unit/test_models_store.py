@@ -238,3 +238,26 @@ def test_importing_a_file_that_is_not_an_archive_fails_naming_it(tmp_path: Path)
     junk.write_bytes(b"not a tar")
     with pytest.raises(models.CorruptModel, match=re.escape("junk.tar")):
         models.import_model(junk)
+
+
+def test_a_service_class_declares_the_stored_models_it_refers_to(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import kubento
+    from kubento._sdk.classes import config_of
+
+    monkeypatch.setenv("KUBENTO_HOME", str(tmp_path))
+    with kubento.models.create("iris") as saved:
+        (saved.path / "weights").write_bytes(b"w")
+
+    @kubento.service
+    class Classifier:
+        model = kubento.models.get("iris:latest")
+
+        @kubento.api
+        def predict(self, x: str) -> str:
+            return x
+
+    config = config_of(Classifier)
+    assert config is not None
+    assert [str(m.tag) for m in config.models] == [str(saved.tag)]

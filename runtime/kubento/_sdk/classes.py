@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from kubento._models.store import Model
 from kubento._sdk.runnable import _normalise_batch_dim
 from kubento._sdk.typed import Signature
 from kubento.contract import check_knobs
@@ -52,6 +53,9 @@ class ServiceConfig:
     traffic: dict[str, Any]
     envs: list[dict[str, Any]]
     apis: dict[str, APIConfig] = field(default_factory=dict)
+    models: list[Model] = field(default_factory=list)
+    """Stored models the class refers to (`model = kubento.models.get("iris:latest")` as a
+    class attribute, as in BentoML 1.2+), so a deployment knows what the service needs."""
 
     @property
     def timeout_s(self) -> float:
@@ -144,11 +148,14 @@ def service(
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ValueError(f"service {service_name!r}: workers must be >= 1, got {workers!r}")
         apis: dict[str, APIConfig] = {}
+        models: dict[str, Model] = {}
         for klass_ in reversed(klass.__mro__):
             for attr, value in vars(klass_).items():
                 config = getattr(value, _API_ATTR, None)
                 if isinstance(config, APIConfig):
                     apis[attr] = config
+                elif isinstance(value, Model):
+                    models[str(value.tag)] = value
         routes = [config.route for config in apis.values()]
         duplicate = next((r for r in routes if routes.count(r) > 1), None)
         if duplicate is not None:
@@ -164,6 +171,7 @@ def service(
                 traffic={"timeout": DEFAULT_TIMEOUT_S, "max_concurrency": None, **(traffic or {})},
                 envs=[dict(env) for env in envs or []],
                 apis=apis,
+                models=list(models.values()),
             ),
         )
         return klass
