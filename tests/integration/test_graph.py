@@ -367,3 +367,9 @@ def test_serve_runs_runners_and_services_together_and_names_a_dying_service() ->
         assert "service 'Embed' killed by signal 9" in process.stderr.read()
     finally:
         stop(process)  # type: ignore[arg-type]
+
+
+def test_the_entry_serves_its_openapi_document(diamond: Graph) -> None:
+    reply = httpx.get(diamond.url + "/docs.json")
+    assert reply.status_code == 200
+    assert set(reply.json()["paths"]) >= {"/score", "/chain"}

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import pytest
+from openapi_spec_validator import validate
 from pydantic import BaseModel
 
 import kubento
@@ -227,3 +228,30 @@ def test_services_outside_the_graph_are_not_components() -> None:
     assert GraphService(Relay).runners == {}
     with pytest.raises(TypeError, match="takes keyword arguments"):
         Relay().remote.f(1)
+
+
+def test_the_openapi_document_describes_typed_apis_by_their_parameters() -> None:
+    from kubento._api import openapi
+
+    doc = openapi.document(GraphService(Top))
+    body = doc["paths"]["/go"]["post"]["requestBody"]["content"]
+    schema = body["application/json"]["schema"]
+    assert schema["required"] == ["x"]
+    assert schema["properties"]["x"]["type"] == "array"
+    assert "application/octet-stream" in body  # a single-array API takes .npy
+    answer = doc["paths"]["/go"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["title"] == "Answer"
+    assert set(answer["schema"]["properties"]) == {"left", "right"}
+    validate(doc)
+
+
+def test_the_openapi_document_of_the_test_graphs_is_valid() -> None:
+    import sys
+
+    from kubento._api import openapi
+    from kubento._sdk.loader import load_service
+    from tests.integration.processes import SERVICES_DIR
+
+    for entry in ("Diamond", "Fragile", "Outside", "Mixed"):
+        validate(openapi.document(load_service(f"graph:{entry}", SERVICES_DIR)))
+    assert "graph" in sys.modules

@@ -301,7 +301,7 @@ class GraphService(Service):
             self.api(
                 self._endpoint(api),
                 input=TypedInput(api.name, api.signature),
-                output=TypedOutput(),
+                output=TypedOutput(api.signature.returns),
                 route=api.route,
                 name=api.name,
             )

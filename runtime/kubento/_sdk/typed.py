@@ -24,7 +24,18 @@ from pydantic import create_model as _create_model
 from starlette.responses import PlainTextResponse, Response
 
 from kubento.exceptions import BadInput
-from kubento.io import NPY_MEDIA_TYPE, IODescriptor, JSONBody, _content_type, _parse_json
+from kubento.io import (
+    BINARY_SCHEMA,
+    NPY_MEDIA_TYPE,
+    SCHEMA_REF,
+    BodySchema,
+    IODescriptor,
+    JSONBody,
+    Role,
+    _check_npy_size,
+    _content_type,
+    _parse_json,
+)
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,7 @@ class TypedInput(IODescriptor):
 
     def from_http(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         if self.single_array is not None and _content_type(headers) == NPY_MEDIA_TYPE:
+            _check_npy_size(body)
             try:
                 array = np.load(_io.BytesIO(body), allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
@@ -238,9 +250,55 @@ class TypedInput(IODescriptor):
             raise BadInput(f"field {where!r}: {message}", errors) from None
         return {p.name: getattr(model, p.name) for p in self.signature.params}
 
+    def schema(self, role: Role) -> BodySchema:
+        schema = self.model.model_json_schema(ref_template=SCHEMA_REF)
+        definitions = schema.pop("$defs", {})
+        for param in self.signature.params:  # arrays: nested lists of numbers
+            if _array_spec(param.hint)[0]:
+                schema["properties"][param.name] |= _array_schema(param.hint)
+        content: dict[str, dict[str, Any]] = {"application/json": {"schema": schema}}
+        if self.single_array is not None:
+            content[NPY_MEDIA_TYPE] = {"schema": BINARY_SCHEMA}
+        names = ", ".join(p.name for p in self.signature.params)
+        return BodySchema(f"A JSON object of the parameters ({names}).", content, definitions)
+
+
+def _array_schema(hint: Any) -> dict[str, Any]:
+    _, dtype, shape = _array_spec(hint)
+    kind = np.dtype(dtype.name).kind if dtype is not None else "f"
+    nested: dict[str, Any] = {"type": "integer" if kind in "biu" else "number"}
+    for size in reversed(shape.dims if shape is not None else (-1,)):
+        nested = {"type": "array", "items": nested}
+        if size != -1:
+            nested |= {"minItems": size, "maxItems": size}
+    return nested
+
 
 class TypedOutput(IODescriptor):
     """The response of a typed API: JSON, text for str, raw bytes, or `.npy` when asked."""
+
+    def __init__(self, returns: Any = Any) -> None:
+        self.returns = returns
+
+    def schema(self, role: Role) -> BodySchema:
+        if self.returns is str:
+            return BodySchema("Text.", {"text/plain": {"schema": {"type": "string"}}})
+        if self.returns is bytes:
+            return BodySchema("Raw bytes.", {NPY_MEDIA_TYPE: {"schema": BINARY_SCHEMA}})
+        if _array_spec(self.returns)[0]:
+            content = {
+                "application/json": {"schema": _array_schema(self.returns)},
+                NPY_MEDIA_TYPE: {"schema": BINARY_SCHEMA},
+            }
+            return BodySchema("An array: JSON nested lists, or .npy when asked.", content)
+        try:
+            schema = TypeAdapter(self.returns).json_schema(
+                ref_template=SCHEMA_REF, mode="serialization"
+            )
+        except Exception:  # a hint pydantic cannot describe: documented as any JSON
+            return BodySchema("Any JSON value.", {"application/json": {"schema": {}}})
+        definitions = schema.pop("$defs", {})
+        return BodySchema("JSON.", {"application/json": {"schema": schema}}, definitions)
 
     def to_http(self, value: Any, accept: str = "") -> Response:
         if isinstance(value, np.ndarray) and NPY_MEDIA_TYPE in accept:
