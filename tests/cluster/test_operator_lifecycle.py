@@ -162,6 +162,7 @@ def test_kubectl_wait_and_get_show_the_composition_ready_with_real_columns(
         "COMPONENTS": "4/4",
         "API": "1/1",
         "RUNNERS": "3/3",
+        "SERVICES": "0/0",
         "ENDPOINT": "http://composition.example.com/",
     }
     assert re.fullmatch(r"\d+s|\dm\d*s?", age), f"AGE should be a few seconds, got {age!r}"
