@@ -178,6 +178,7 @@ deploy() { # deploy EXAMPLE [NAME IMAGE SERVICE]: apply examples/EXAMPLE with th
 	kubectl create --dry-run=client -o json -f "examples/$example/bentodeployment.yaml" |
 		python3 -c '
 import json, sys
+import os
 bd = json.load(sys.stdin)
 name, image, service = sys.argv[1:4]
 bd["metadata"]["name"] = name
@@ -192,8 +193,46 @@ for component in [spec, *spec.get("runners", [])]:
     component["resources"].setdefault("limits", {}).pop("cpu", None)
     component.pop("autoscaling", None)
 spec.pop("ingress", None)
+models = os.environ.get("E2E_MODELS")  # the first runner fetches these when its pods start
+if models:
+    spec["runners"][0]["models"] = json.loads(models)
 json.dump(bd, sys.stdout)' "$name" "$image" "$service" | k apply -f -
 }
+
+model_server() { # a pod that saves and exports a model, prints "model TAG SHA256", serves it
+	k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: model-server, labels: {app: model-server}}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
+  volumes: [{name: tmp, emptyDir: {}}]
+  containers:
+    - name: server
+      image: kubento-quickstart:$TAG
+      imagePullPolicy: Never
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      env: [{name: KUBENTO_HOME, value: /tmp/home}]
+      volumeMounts: [{name: tmp, mountPath: /tmp}]
+      ports: [{containerPort: 8000}]
+      command:
+        - python
+        - -c
+        - |
+          import functools, hashlib, http.server, os, kubento
+          os.makedirs("/tmp/srv", exist_ok=True)
+          with kubento.models.create("e2e-model") as model:
+              (model.path / "weights.bin").write_bytes(bytes(range(256)) * 64)
+          archive = kubento.models.export_model(model.tag, "/tmp/srv/model.tar")
+          print("model", model.tag, hashlib.sha256(archive.read_bytes()).hexdigest(), flush=True)
+          handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="/tmp/srv")
+          http.server.ThreadingHTTPServer(("", 8000), handler).serve_forever()
+YAML
+	k expose pod model-server --port 8000 >/dev/null
+	k wait pod/model-server --for=condition=Ready --timeout=2m >/dev/null
+}
+served_model() { k logs model-server | awk '$1 == "model" { print $2, $3 }'; }
 
 expected() { # expected EXAMPLE API: what the API function gives for $REQUEST, run in the image itself
 	docker run --rm --read-only --entrypoint python "kubento-$1:$TAG" -c "
@@ -517,6 +556,31 @@ eventually 60 api_answers classify || die "the API stopped answering after the H
 check_answers quickstart quickstart classify
 stop_forward
 
+# --- models fetched when pods start ------------------------------------------------------------
+
+log "spec.models: the runner's init container pulls the model, checks its digest, the runner reads it"
+model_server
+eventually 60 served_model >/dev/null || die "the model server printed no model"
+read -r model_tag model_sha <<<"$(served_model)"
+model_source="http://model-server.$APP_NAMESPACE.svc:8000/model.tar"
+E2E_MODELS="[{\"tag\": \"$model_tag\", \"source\": \"$model_source\", \"sha256\": \"$model_sha\"}]" \
+	deploy quickstart fetching
+k wait bentodeployment/fetching --for=condition=Ready --timeout=5m ||
+	die "fetching: not Ready: $(condition fetching Degraded reason) $(condition fetching Degraded message)"
+fetched=$(k exec "deploy/$(component fetching runner deployments | sed 's|.*/||')" -c runner -- \
+	python -c "import kubento; print(kubento.models.get('$model_tag').info.digest)")
+echo "the runner pod's store holds $model_tag (digest $fetched)" >&2
+[[ -n "$fetched" ]] || die "the runner pod cannot get $model_tag from its fetched store"
+
+log "spec.models with a wrong digest: Degraded with ModelFetchFailed naming the model"
+E2E_MODELS="[{\"tag\": \"$model_tag\", \"source\": \"$model_source\", \"sha256\": \"$(printf '0%.0s' {1..64})\"}]" \
+	deploy quickstart bad-digest
+eventually 300 degraded_with bad-digest ModelFetchFailed ||
+	die "bad-digest: not Degraded/ModelFetchFailed: $(condition bad-digest Degraded reason) $(condition bad-digest Degraded message)"
+message=$(condition bad-digest Degraded message)
+echo "Degraded: $message" >&2
+[[ "$message" == *"model $model_tag from $model_source"* ]] || die "the message names no model: $message"
+
 # --- failures users must see in kubectl get bd -------------------------------------------------
 
 log "a crashing service: Degraded with CrashLoopBackOff and the exit code"
@@ -537,7 +601,7 @@ echo "Degraded: $(condition missing-image Degraded reason) $(condition missing-i
 
 # --- garbage collection and uninstall ----------------------------------------------------------
 
-for name in crashing missing-image composition quickstart; do
+for name in crashing missing-image bad-digest fetching composition quickstart; do
 	log "delete bentodeployment/$name: every child garbage-collected"
 	k delete bentodeployment "$name" --wait --timeout=2m
 	eventually 120 no_children "$name" || die "children left after deletion: $(children "$name" | tr '\n' ' ')"
