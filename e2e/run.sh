@@ -496,6 +496,10 @@ k patch bentodeployment quickstart --type=json -p '[{"op": "replace", "path": "/
 hpa=$(component quickstart runner hpa)
 [[ -n "$hpa" ]] || die "no HPA for runner classifier"
 hpa_reads_cpu() { [[ -n "$(k get "$hpa" -o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}')" ]]; }
+hpa_state() { # what the HPA read and wants, and the runner's ready pods now
+	k get "$hpa" -o jsonpath='{"cpu "}{.status.currentMetrics[0].resource.current.averageUtilization}{"% of the request (target 50%), desired "}{.status.desiredReplicas}'
+	echo ", $(k get "$runner" -o jsonpath='{.status.readyReplicas}') ready"
+}
 ready_at_least() {
 	local ready
 	ready=$(k get "$runner" -o jsonpath='{.status.readyReplicas}')
@@ -503,15 +507,15 @@ ready_at_least() {
 }
 eventually 120 hpa_reads_cpu || die "$hpa reads no CPU utilization: $(k describe "$hpa" | tail -n 15)"
 eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale an idle runner down to 1: $(k get "$hpa" --no-headers)"
-echo "idle: $(k get "$hpa" --no-headers)" >&2
+echo "idle: $(hpa_state)" >&2
 load hpa-load quickstart classify 240 3
 eventually 240 ready_at_least 2 || die "$hpa did not scale up under load: $(k get "$hpa" --no-headers)"
-echo "under load: $(k get "$hpa" --no-headers)" >&2
+echo "under load: $(hpa_state)" >&2
 k top pods >&2
 k logs pod/hpa-load >"$artifacts/hpa-load.log" 2>&1 || true
 k delete pod hpa-load --grace-period=1 --wait=false >/dev/null
 eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale back down after the load: $(k get "$hpa" --no-headers)"
-echo "after the load: $(k get "$hpa" --no-headers)" >&2
+echo "after the load: $(hpa_state)" >&2
 forward quickstart
 eventually 60 api_answers classify || die "the API stopped answering after the HPA scaled down"
 check_answers quickstart quickstart classify
