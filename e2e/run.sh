@@ -97,6 +97,8 @@ collect() {
 		done
 	done
 	"$helm" status "$RELEASE" -n "$OPERATOR_NAMESPACE" >"$artifacts/helm-status.txt" 2>&1 || true
+	kubectl get apiservices -o wide >"$artifacts/apiservices.txt" 2>&1 || true
+	kubectl -n kube-system logs deployment/metrics-server --timestamps >"$artifacts/logs-metrics-server.txt" 2>&1 || true
 	"$kind" export logs "$artifacts/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
@@ -476,7 +478,18 @@ stop_forward
 
 log "HPA on real CPU metrics (metrics-server): 3 -> 1 pod idle, up under a bounded load, down again"
 kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
-kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=3m
+if ! kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=90s; then
+	# Seen in one of the first two runs here: metrics-server Running and Ready, yet the
+	# aggregator's discovery through its Service got 404 for 7 minutes. Cause not found yet;
+	# a start-up race is the guess, so one restart, with the first pod's log kept.
+	echo "e2e: metrics API not available ($(kubectl get apiservice v1beta1.metrics.k8s.io \
+		-o jsonpath='{.status.conditions[0].message}')): restarting metrics-server once" >&2
+	kubectl -n kube-system logs deployment/metrics-server >"$artifacts/metrics-server-first.log" 2>&1 || true
+	kubectl -n kube-system rollout restart deployment/metrics-server
+	kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
+	kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=3m ||
+		die "the metrics API is not available: $(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[0].message}')"
+fi
 runner_pod_metrics() { # metrics-server reports CPU for every pod of the runner
 	local want have
 	want=$(k get pods -o name -l "serving.kubento.io/deployment=quickstart,serving.kubento.io/component=runner" | wc -l)
