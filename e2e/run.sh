@@ -97,6 +97,8 @@ collect() {
 		done
 	done
 	"$helm" status "$RELEASE" -n "$OPERATOR_NAMESPACE" >"$artifacts/helm-status.txt" 2>&1 || true
+	kubectl get apiservices -o wide >"$artifacts/apiservices.txt" 2>&1 || true
+	kubectl -n kube-system logs deployment/metrics-server --timestamps >"$artifacts/logs-metrics-server.txt" 2>&1 || true
 	"$kind" export logs "$artifacts/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
@@ -515,7 +517,18 @@ stop_forward
 
 log "HPA on real CPU metrics (metrics-server): 3 -> 1 pod idle, up under a bounded load, down again"
 kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
-kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=3m
+if ! kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=90s; then
+	# Seen in one of the first two runs here: metrics-server Running and Ready, yet the
+	# aggregator's discovery through its Service got 404 for 7 minutes. Cause not found yet;
+	# a start-up race is the guess, so one restart, with the first pod's log kept.
+	echo "e2e: metrics API not available ($(kubectl get apiservice v1beta1.metrics.k8s.io \
+		-o jsonpath='{.status.conditions[0].message}')): restarting metrics-server once" >&2
+	kubectl -n kube-system logs deployment/metrics-server >"$artifacts/metrics-server-first.log" 2>&1 || true
+	kubectl -n kube-system rollout restart deployment/metrics-server
+	kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
+	kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=3m ||
+		die "the metrics API is not available: $(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[0].message}')"
+fi
 runner_pod_metrics() { # metrics-server reports CPU for every pod of the runner
 	local want have
 	want=$(k get pods -o name -l "serving.kubento.io/deployment=quickstart,serving.kubento.io/component=runner" | wc -l)
@@ -535,6 +548,10 @@ k patch bentodeployment quickstart --type=json -p '[{"op": "replace", "path": "/
 hpa=$(component quickstart runner hpa)
 [[ -n "$hpa" ]] || die "no HPA for runner classifier"
 hpa_reads_cpu() { [[ -n "$(k get "$hpa" -o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}')" ]]; }
+hpa_state() { # what the HPA read and wants, and the runner's ready pods now
+	k get "$hpa" -o jsonpath='{"cpu "}{.status.currentMetrics[0].resource.current.averageUtilization}{"% of the request (target 50%), desired "}{.status.desiredReplicas}'
+	echo ", $(k get "$runner" -o jsonpath='{.status.readyReplicas}') ready"
+}
 ready_at_least() {
 	local ready
 	ready=$(k get "$runner" -o jsonpath='{.status.readyReplicas}')
@@ -542,15 +559,15 @@ ready_at_least() {
 }
 eventually 120 hpa_reads_cpu || die "$hpa reads no CPU utilization: $(k describe "$hpa" | tail -n 15)"
 eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale an idle runner down to 1: $(k get "$hpa" --no-headers)"
-echo "idle: $(k get "$hpa" --no-headers)" >&2
+echo "idle: $(hpa_state)" >&2
 load hpa-load quickstart classify 240 3
 eventually 240 ready_at_least 2 || die "$hpa did not scale up under load: $(k get "$hpa" --no-headers)"
-echo "under load: $(k get "$hpa" --no-headers)" >&2
+echo "under load: $(hpa_state)" >&2
 k top pods >&2
 k logs pod/hpa-load >"$artifacts/hpa-load.log" 2>&1 || true
 k delete pod hpa-load --grace-period=1 --wait=false >/dev/null
 eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale back down after the load: $(k get "$hpa" --no-headers)"
-echo "after the load: $(k get "$hpa" --no-headers)" >&2
+echo "after the load: $(hpa_state)" >&2
 forward quickstart
 eventually 60 api_answers classify || die "the API stopped answering after the HPA scaled down"
 check_answers quickstart quickstart classify
