@@ -464,7 +464,7 @@ stop_forward
 
 # --- probes, drain, rollouts under traffic -----------------------------------------------------
 
-log "delete the only runner pod under a trickle: 503s, then recovery"
+log "delete the only runner pod under a trickle: nothing but clean 503s, then recovery"
 trickle trickle-delete quickstart classify 50
 sleep 8
 k delete pod -l "serving.kubento.io/deployment=quickstart,serving.kubento.io/component=runner" --wait=false
@@ -475,7 +475,9 @@ unavailable=$(awk '$2 == 503' <<<"$results" | wc -l)
 other=$(awk '$2 != 200 && $2 != 503 && $2 !~ /^ERR:/' <<<"$results" | wc -l)
 tail_ok=$(tail -n 25 <<<"$results" | awk '$2 != 200' | wc -l)
 echo "trickle: $(wc -l <<<"$results") requests, $failed failed ($unavailable 503s, $other other statuses); last 25 failed: $tail_ok" >&2
-((unavailable > 0)) || die "no 503 while the only runner pod was gone"
+# With the preStop wait the old pod serves until endpoints drop it, and calls wait (at most
+# 3 s) for the new pod's connection, so often nothing fails at all; whatever does must be a
+# clean 503 (tests/integration/test_runner_failure.py proves the 503s of a SIGKILLed runner).
 ((other == 0)) || die "statuses other than 200/503/connection errors: $(awk '$2 != 200 && $2 != 503' <<<"$results" | sort -u -k2 | head)"
 ((tail_ok == 0)) || die "no recovery: the last 25 requests were not all 200"
 
