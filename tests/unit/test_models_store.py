@@ -261,3 +261,25 @@ def test_a_service_class_declares_the_stored_models_it_refers_to(
     config = config_of(Classifier)
     assert config is not None
     assert [str(m.tag) for m in config.models] == [str(saved.tag)]
+
+
+@pytest.mark.parametrize("has_filter", [True, False], ids=["tar-filters", "older-python"])
+def test_an_archive_member_pointing_outside_the_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_filter: bool
+) -> None:
+    if not has_filter:  # Debian bookworm's Python 3.11.2 has no tarfile extraction filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    saved = save("clf")
+    archive = models.export_model("clf", tmp_path / "clf.tar")
+    monkeypatch.setenv("KUBENTO_HOME", str(tmp_path / "elsewhere"))
+    assert models.import_model(archive).info.digest == saved.info.digest
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(archive) as source, tarfile.open(evil, "w") as out:
+        for member in source.getmembers():
+            out.addfile(member, source.extractfile(member) if member.isfile() else None)
+        escape = tarfile.TarInfo("../escaped")
+        escape.size = 1
+        out.addfile(escape, io.BytesIO(b"x"))
+    with pytest.raises(models.CorruptModel, match="points outside the model"):
+        models.import_model(evil)
+    assert not (tmp_path / "elsewhere" / "models" / "escaped").exists()

@@ -19,7 +19,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -364,7 +364,15 @@ class ModelStore:
                             raise CorruptModel(
                                 f"{path}: archive member {member.name!r} is not a regular file"
                             )
-                    archive.extractall(staged_dir, filter="data")
+                        name = PurePosixPath(member.name)
+                        if name.is_absolute() or ".." in name.parts:
+                            raise CorruptModel(
+                                f"{path}: archive member {member.name!r} points outside the model"
+                            )
+                    if hasattr(tarfile, "data_filter"):
+                        archive.extractall(staged_dir, filter="data")
+                    else:  # Python before 3.11.4 (Debian bookworm's): checked by hand above
+                        archive.extractall(staged_dir)
             except (tarfile.TarError, OSError) as exc:
                 raise CorruptModel(f"{path} is not a model archive: {exc}") from None
             if not (staged_dir / INFO_FILE).is_file():
