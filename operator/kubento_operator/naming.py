@@ -48,6 +48,9 @@ def member_label(role: str) -> str:
 LABEL_RUNNER = member_label(RUNNER_COMPONENT)
 
 ANNOTATION_CHECKSUM = f"{GROUP}/config-checksum"
+MODEL_INIT_PREFIX = "model-"
+"""Init container `model-<i>` pulls a component's i-th `models` entry (render writes it,
+status reads it)."""
 
 
 def short_hash(value: str, length: int = HASH_LENGTH) -> str:

@@ -23,8 +23,6 @@ DEFAULT_CPU_UTILIZATION = 80
 GPU_RESOURCE = "nvidia.com/gpu"
 TMP_VOLUME = "tmp"
 MODELS_VOLUME = "kubento-models"
-MODEL_INIT_PREFIX = "model-"
-"""Init container `model-<i>` pulls the component's i-th `models` entry."""
 MODEL_PULL_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "512Mi"},
@@ -418,7 +416,7 @@ def _model_pulls(
             )
         argv = contract.models_pull_command(model.tag, model.source, model.sha256)
         init: dict[str, Any] = {
-            "name": f"{MODEL_INIT_PREFIX}{index}",
+            "name": f"{naming.MODEL_INIT_PREFIX}{index}",
             "image": bd.spec.image,
             "command": argv[:1],
             "args": argv[1:],

@@ -29,7 +29,6 @@ DEGRADED = "Degraded"
 # Pod container waiting reasons that will not fix themselves, most urgent first.
 MODEL_FETCH_FAILED = "ModelFetchFailed"
 """An init container could not fetch, verify or import one of the component's models."""
-MODEL_INIT_PREFIX = "model-"  # render.MODEL_INIT_PREFIX: init container `model-<i>`
 WAITING_REASONS = (
     "InvalidImageName",
     "ErrImagePull",
@@ -190,7 +189,7 @@ def _model_fetch_problem(pod: Mapping[str, Any], container: Mapping[str, Any]) -
     """A model pull that failed, named by its tag and source (read from the init container's
     own args, so the message matches what the pod really ran)."""
     name = str(container.get("name", ""))
-    if not name.startswith(MODEL_INIT_PREFIX):
+    if not name.startswith(naming.MODEL_INIT_PREFIX):
         return None
     failed = None
     for state in ("state", "lastState"):
