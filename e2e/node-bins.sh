@@ -60,7 +60,8 @@ build cri-tools 0 "" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl" sigs
 p=github.com/containernetworking/plugins/plugins
 build cni 0 "" "" $p/ipam/host-local $p/main/loopback $p/main/ptp $p/meta/portmap
 
-build coredns 0 "" "" github.com/coredns/coredns
+# CoreDNS with the plugins a kind cluster uses (bins/coredns/main.go), not all of them.
+build coredns 0 "" "" kubento.dev/e2e-bins/coredns
 
 if [[ ! -x "$out/pause" ]]; then # kubeadm's sandbox image: pause.c from the Kubernetes module
 	src=$(cd "$mods/kubernetes" && GOFLAGS=-mod=readonly "$go_bin" list -m -f '{{.Dir}}' k8s.io/kubernetes)

@@ -37,7 +37,7 @@ kube=$(awk '$1 == "k8s.io/kubernetes" || ($1 == "require" && $2 == "k8s.io/kuber
 	"$here/bins/kubernetes/go.mod")
 etcd_bin=$(bash "$repo/tests/cluster/bins.sh" | sed -n 's/^etcd=//p')
 etcd_version=$("$etcd_bin" --version | awk '/etcd Version/ { print $3 }')
-stamp=$(cat "$here"/bins/*/go.mod "$here"/bins/*/go.sum "$here/node-bins.sh" "${BASH_SOURCE[0]}" \
+stamp=$(cat "$here"/bins/*/go.mod "$here"/bins/*/go.sum "$here"/bins/*/*.go "$here/node-bins.sh" "${BASH_SOURCE[0]}" \
 	<(echo "$kind_version $etcd_version $packages") | sha256sum | cut -c1-12)
 image="kubento/kind-node:$kube-$stamp"
 if docker image inspect "$image" >/dev/null 2>&1; then
@@ -46,7 +46,7 @@ if docker image inspect "$image" >/dev/null 2>&1; then
 fi
 start=$SECONDS
 work="$cache/kind-node-$stamp"
-bins="$cache/kind-node-bins-$(cat "$here"/bins/*/go.mod "$here"/bins/*/go.sum "$here/node-bins.sh" | sha256sum | cut -c1-12)"
+bins="$cache/kind-node-bins-$(cat "$here"/bins/*/go.mod "$here"/bins/*/go.sum "$here"/bins/*/*.go "$here/node-bins.sh" | sha256sum | cut -c1-12)"
 mkdir -p "$work"
 
 for tool in gcc jq; do
