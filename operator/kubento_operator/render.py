@@ -127,6 +127,18 @@ def _runner_map(bd: spec.BentoDeployment, parts: Sequence[Component]) -> str:
     )
 
 
+def _runner_batching(parts: Sequence[Component]) -> str:
+    """Each called component's batching overrides, for the pods that call it. Always set on
+    callers, so a service pod never mistakes its own knob variables for its runners'."""
+    return contract.encode_runner_batching(
+        {
+            _map_key(part): contract.BatchingOverrides(**part.batching.model_dump())
+            for part in parts
+            if part.role in (components.RUNNER, components.SERVICE) and part.batching
+        }
+    )
+
+
 def _map_key(part: Component) -> str:
     # Runners by the name the code gives them; services by their DNS form, as the
     # runtime's ServiceRunner is named.
@@ -137,6 +149,7 @@ def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Compo
     env = {
         contract.ENV_DEPLOYMENT_NAME: bd.metadata.name,
         contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
+        contract.ENV_RUNNER_BATCHING: _runner_batching(parts),
     }
     return contract.api_command(bd.spec.service), env
 
@@ -150,6 +163,7 @@ def _service_runtime(
         contract.ENV_SERVICE_NAME: service.name,
         # A service calls its own dependencies (and runners) through the same map.
         contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
+        contract.ENV_RUNNER_BATCHING: _runner_batching(parts),
         **contract.BatchingOverrides(**batching.model_dump()).to_env(),
     }
     argv = contract.service_command(bd.spec.service, service.name, workers=service.workers)

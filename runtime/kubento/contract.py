@@ -38,6 +38,10 @@ ENV_RUNNER_MAP = "KUBENTO_RUNNER_MAP"
 """JSON object: runner name, or dependency service name in its DNS form (`service_label`)
 -> gRPC target (`host:port` or `dns:///host:port`). One map for both: a dependency service
 is a component like a runner."""
+ENV_RUNNER_BATCHING = "KUBENTO_RUNNER_BATCHING"
+"""JSON object, on the pods that call runners (API, services): runner name (a `RUNNER_MAP`
+key) -> the batching overrides that runner's pods get, by knob name. Callers size what they
+send with the limits the runner applies (`batching_overrides_for`)."""
 ENV_RUNNER_NAME = "KUBENTO_RUNNER_NAME"
 ENV_SERVICE_NAME = "KUBENTO_SERVICE_NAME"
 """The `@kubento.service` class a service pod serves (`kubento service --name`)."""
@@ -347,6 +351,41 @@ class BatchingOverrides:
             return cls(**values)
         except ValueError as exc:
             raise ValueError(f"batching overrides from the environment: {exc}") from None
+
+
+def encode_runner_batching(overrides: Mapping[str, BatchingOverrides]) -> str:
+    """`ENV_RUNNER_BATCHING`'s value; runners without overrides are left out."""
+    return json.dumps(
+        {name: dict(o.values) for name, o in sorted(overrides.items()) if o.values},
+        separators=(",", ":"),
+    )
+
+
+def batching_overrides_for(name: str, env: Mapping[str, str]) -> BatchingOverrides:
+    """The batching overrides runner `name`'s pods apply, as seen from a process with `env`.
+
+    A caller's pod names them in `ENV_RUNNER_BATCHING`; a runner pod (or `kubento serve`,
+    where every process shares one environment) has them as its own knob variables."""
+    raw = env.get(ENV_RUNNER_BATCHING, "")
+    if not raw:
+        return BatchingOverrides.from_env(env)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{ENV_RUNNER_BATCHING} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError(
+            f"{ENV_RUNNER_BATCHING} must be a JSON object of runner name -> "
+            f"{{knob name: value}}, got {raw[:80]!r}"
+        )
+    knobs = value.get(name, {})
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise ValueError(f"{ENV_RUNNER_BATCHING}[{name!r}]: unknown knobs {unknown}")
+    try:
+        return BatchingOverrides(**knobs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{ENV_RUNNER_BATCHING}[{name!r}]: {exc}") from None
 
 
 def _env_number(value: int | float) -> str:

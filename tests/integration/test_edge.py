@@ -121,6 +121,52 @@ def test_a_request_larger_than_the_runner_queue_is_a_400_not_a_429(url: str) -> 
     assert "retry-after" not in reply.headers
 
 
+SMALL_QUEUE = contract.BatchingOverrides(max_batch_size=4, max_queue_size=8)
+
+
+@pytest.mark.parametrize("wiring", ["kubento serve", "kubernetes"])
+async def test_the_api_sizes_calls_by_the_limits_the_deployment_gives_the_runner(
+    wiring: str,
+) -> None:
+    # The tagger declares max_batch_size=64; its deployment allows batches of 4 and a queue
+    # of 8. Coalescing by the declared 64 would send groups the runner can never queue, and
+    # every caller in them would fail.
+    env = SMALL_QUEUE.to_env()  # what the runner's pod (or every `kubento serve` process) has
+    if wiring == "kubernetes":  # the API pod gets the runner's overrides by name instead
+        batching = contract.encode_runner_batching({"tagger": SMALL_QUEUE})
+        env = {**env, contract.ENV_RUNNER_BATCHING: batching}
+    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+    with running_service("tagger:svc", ["tagger"], env=env) as (url, _):
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            for round_ in range(3):
+                inputs = [rows(round_ * 100 + i, 1) for i in range(40)]
+                replies = await asyncio.gather(
+                    *(client.post("/tag", json=x.tolist()) for x in inputs)
+                )
+                failed = [r.text for r in replies if r.status_code != 200]
+                assert not failed, f"{len(failed)} of 40 failed, first: {failed[0]}"
+                for x, reply in zip(inputs, replies, strict=True):
+                    np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+            assert (await client.post("/stats", json={})).json()["max_batch"] <= 4
+
+
+def test_the_api_refuses_a_call_that_can_never_be_queued_without_forwarding_it() -> None:
+    # Only the API is told of a queue of 8 (the runner keeps its default 1,024): a 9-row
+    # request answered 400 was refused by the API itself, its bytes never sent.
+    batching = contract.encode_runner_batching({"tagger": SMALL_QUEUE})
+    with running_service(
+        "tagger:svc", ["tagger"], env={contract.ENV_RUNNER_BATCHING: batching}
+    ) as (
+        url,
+        _,
+    ):
+        reply = httpx.post(url + "/tag", json=rows(0, 9).tolist())
+        assert reply.status_code == 400, reply.text
+        assert "more than the queue holds (max_queue_size=8)" in reply.json()["error"]
+        assert httpx.post(url + "/stats", json={}).json()["calls"] == 0
+        assert httpx.post(url + "/tag", json=rows(0, 8).tolist()).status_code == 200
+
+
 OVER = b"x" * (LIMIT * 16)
 
 

@@ -124,6 +124,28 @@ def test_overrides_come_from_the_contract_environment() -> None:
         BatchingOverrides.from_env({"KUBENTO_MAX_CONCURRENCY": "0"})
 
 
+def test_a_caller_reads_each_runners_overrides_from_one_variable() -> None:
+    from kubento import contract
+
+    small = BatchingOverrides(max_batch_size=4, max_queue_size=8)
+    raw = contract.encode_runner_batching({"small": small, "plain": BatchingOverrides()})
+    env = {contract.ENV_RUNNER_BATCHING: raw, "KUBENTO_MAX_BATCH_SIZE": "99"}
+    assert contract.batching_overrides_for("small", env) == small
+    assert contract.batching_overrides_for("plain", env) == BatchingOverrides()
+    # Where the variable is absent (a runner pod, `kubento serve`), the process's own knobs.
+    assert contract.batching_overrides_for("x", {"KUBENTO_MAX_BATCH_SIZE": "99"}) == (
+        BatchingOverrides(max_batch_size=99)
+    )
+    for bad, message in [
+        ("{", "KUBENTO_RUNNER_BATCHING is not valid JSON"),
+        ('{"small": 4}', "must be a JSON object of runner name"),
+        ('{"small": {"batch": 4}}', r"\['small'\]: unknown knobs \['batch'\]"),
+        ('{"small": {"max_batch_size": 0}}', r"\['small'\]: .*max_batch_size"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            contract.batching_overrides_for("small", {contract.ENV_RUNNER_BATCHING: bad})
+
+
 def test_an_untrained_latency_model_predicts_nothing() -> None:
     assert LatencyModel(8).predict(4) is None
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kubento._remote.coalescing import Coalescer
+from kubento.batching import NeverFits
 from kubento.exceptions import RunnerOverloaded
 
 
@@ -168,3 +169,15 @@ async def test_observe_counts_callers_per_runner_call() -> None:
     await asyncio.gather(*(c.call((rows(i, 1),), f"r{i}") for i in range(5)))
     await c.call((rows(0, 1),), "alone")
     assert seen == [5, 1]
+
+
+async def test_a_call_that_can_never_be_queued_is_refused_before_it_is_sent() -> None:
+    runner = Runner()
+    c = Coalescer(runner, (0, 0), max_rows=4, max_queue=8)
+    with pytest.raises(NeverFits, match="9 rows, more than the queue holds"):
+        await c.call((rows(0, 9),), "big")
+    assert runner.calls == []
+    # A call that fits still goes, and a group never outgrows max_rows.
+    results = await asyncio.gather(*(c.call((rows(i, 1),), f"r{i}") for i in range(6)))
+    assert [len(args[0]) for args, _ in runner.calls] == [4, 2]
+    assert [int(r[0, 0]) for r in results] == [i * 10 for i in range(6)]

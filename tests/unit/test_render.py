@@ -287,6 +287,24 @@ def test_runner_container_runs_the_contract_command_with_workers_and_batching() 
     }
 
 
+def test_callers_learn_the_batching_limits_their_runners_apply() -> None:
+    obj = bento(
+        runners=[
+            {"name": "small", "batching": {"maxBatchSize": 4, "maxQueueSize": 8}},
+            {"name": "plain"},
+        ]
+    )
+    api_env = env_of(find(render(obj), "Deployment", "demo-api"))
+    assert contract.batching_overrides_for("small", api_env) == contract.BatchingOverrides(
+        max_batch_size=4, max_queue_size=8
+    )
+    assert contract.batching_overrides_for("plain", api_env) == contract.BatchingOverrides()
+    # Without runner overrides the variable is still set, so a caller never falls back to
+    # its own knob variables (a service pod has them, for itself).
+    api_env = env_of(find(render(bento(runners=[{"name": "plain"}])), "Deployment", "demo-api"))
+    assert api_env[contract.ENV_RUNNER_BATCHING] == "{}"
+
+
 def test_the_specs_batching_fields_are_the_contracts_override_knobs() -> None:
     knobs = {knob.name for knob in contract.BATCHING_KNOBS}
     assert set(spec.Batching.model_fields) == knobs

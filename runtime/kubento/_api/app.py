@@ -256,6 +256,8 @@ def build_app(
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     clients = {name: runner.client(runner_map[name]) for name, runner in service.runners.items()}
+    # The limits each runner applies, so calls are sized (and never-fits refused) here.
+    overrides = {name: contract.batching_overrides_for(name, os.environ) for name in clients}
     handles: dict[object, Handle] = {}  # filled when the app starts, on its event loop
     budget = BodyBudget(max_request_bytes)
 
@@ -284,7 +286,7 @@ def build_app(
         loop = asyncio.get_running_loop()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)
-            handles[runner] = RemoteHandle(clients[name], loop, runner, observe)
+            handles[runner] = RemoteHandle(clients[name], loop, runner, observe, overrides[name])
         yield
         for client in clients.values():
             await client.close()

@@ -34,6 +34,7 @@ from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.coalescing import Coalescer
 from kubento._sdk.handles import deadline, request_id
+from kubento.batching import NeverFits
 from kubento.exceptions import (
     BadInput,
     GatewayTimeout,
@@ -245,6 +246,7 @@ class RemoteHandle:
         loop: asyncio.AbstractEventLoop,
         runner: Runner,
         observe: Callable[[str, int], None] | None = None,
+        overrides: contract.BatchingOverrides | None = None,
     ) -> None:
         self.client = client
         self.loop = loop
@@ -254,15 +256,20 @@ class RemoteHandle:
                 runner.methods[name].spec.batch_dim,
                 max_rows=config.max_batch_size,
                 observe=functools.partial(observe, name) if observe else None,
+                max_queue=config.max_queue_size,
             )
-            for name, config in runner.batching_configs().items()
+            for name, config in runner.batching_configs(overrides).items()
         }
 
     async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
         coalescer = self.coalescers.get(method)
         if coalescer is None:
             return await self.client.call(method, args)
-        return await coalescer.call(args, request_id.get())
+        try:
+            return await coalescer.call(args, request_id.get())
+        except NeverFits as exc:
+            where = f"runner {self.client.name!r} method {method!r}"
+            raise BadInput(f"{where} rejected the input: {exc}") from None
 
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         context = contextvars.copy_context()

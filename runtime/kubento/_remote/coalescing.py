@@ -9,6 +9,10 @@ shapes), are joined along the batch dimension and sent once; the answer is cut
 back into each caller's rows. Nothing waits for company: a group leaves at the
 end of the turn it formed in, or at once when it reaches `max_rows`.
 
+`max_rows` and `max_queue` are the runner's own `max_batch_size` and `max_queue_size`
+(with its deployment's overrides): a group never outgrows what the runner queues, and a
+call that can never fit is refused here (`NeverFits`), before its bytes travel.
+
 A runner error or rejection for a group reaches every caller in it, as it
 would if the runner had put their rows in one batch.
 """
@@ -20,7 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubento.batching import count_rows, join_rows, split_rows
+from kubento.batching import check_fits, count_rows, join_rows, split_rows
 
 Send = Callable[[tuple[Any, ...], tuple[str, ...]], Awaitable[Any]]
 """Makes one runner call: (arguments, request ids of the callers in it) -> result."""
@@ -47,10 +51,12 @@ class Coalescer:
         batch_dim: tuple[int, int],
         max_rows: int,
         observe: Observe | None = None,
+        max_queue: int = 0,
     ) -> None:
         self.send = send
         self.dim_in, self.dim_out = batch_dim
         self.max_rows = max_rows
+        self.max_queue = max_queue
         self.observe = observe or (lambda callers: None)
         self._groups: dict[Hashable, _Group] = {}
         self._flush_scheduled = False
@@ -61,6 +67,7 @@ class Coalescer:
             rows, signature = count_rows(args, self.dim_in)
         except (TypeError, ValueError):
             rows, signature = 0, None  # malformed: the runner says what is wrong, to this caller
+        check_fits(rows, self.max_queue)
         if signature is None or rows >= self.max_rows:
             self.observe(1)
             return await self.send(args, (request_id,))

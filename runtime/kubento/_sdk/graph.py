@@ -169,7 +169,9 @@ class ServiceRunnable(Runnable):
 
             loop = asyncio.get_running_loop()
             for runner, target in self.targets.items():
-                self.handles[runner] = RemoteHandle(runner.client(target), loop, runner)
+                overrides = contract.batching_overrides_for(runner.name, os.environ)
+                client = runner.client(target)
+                self.handles[runner] = RemoteHandle(client, loop, runner, overrides=overrides)
         return bound(self.handles)
 
     async def call_api(self, api: APIConfig, args: tuple[Any, ...]) -> Any:

@@ -18,6 +18,7 @@ from kubento.batching.config import (
     NeverFits,
     Overloaded,
     Rejected,
+    check_fits,
 )
 from kubento.batching.dispatcher import Dispatcher, DispatcherMetrics, LoopTimer, Timer
 from kubento.batching.latency import ArrivalRate, LatencyModel
@@ -44,6 +45,7 @@ __all__ = [
     "Rejected",
     "Request",
     "Timer",
+    "check_fits",
     "count_rows",
     "join_rows",
     "split_rows",

@@ -59,3 +59,12 @@ class BadBatch(TypeError, ValueError):
 
 class NeverFits(BadBatch):
     """A call has more rows than the queue can ever hold: retrying cannot help (HTTP 400)."""
+
+
+def check_fits(rows: int, max_queue_size: int) -> None:
+    """Raise `NeverFits` when a call of `rows` rows can never be queued (0: unbounded)."""
+    if max_queue_size and rows > max_queue_size:
+        raise NeverFits(
+            f"the request has {rows} rows, more than the queue holds "
+            f"(max_queue_size={max_queue_size}): send it in smaller requests"
+        )

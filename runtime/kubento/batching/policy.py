@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, NeverFits, Overloaded
+from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded, check_fits
 from kubento.batching.latency import ArrivalRate, LatencyModel
 
 if TYPE_CHECKING:
@@ -164,11 +164,7 @@ class BatchPolicy:
             raise DeadlineUnmeetable("the runner is shutting down", retry_after_s=1.0)
         limit = self.config.max_queue_size
         if limit and self.queued_rows + rows > limit:
-            if rows > limit:
-                raise NeverFits(
-                    f"the request has {rows} rows, more than the queue holds "
-                    f"(max_queue_size={limit}): send it in smaller requests"
-                )
+            check_fits(rows, limit)
             raise Overloaded(
                 f"the batching queue is full ({self.queued_rows} of {limit} rows queued)",
                 retry_after_s=self._drain_time(self.queued_rows + rows - limit) or 1.0,
