@@ -129,8 +129,8 @@ async def test_the_api_sizes_calls_by_the_limits_the_deployment_gives_the_runner
     wiring: str,
 ) -> None:
     # The tagger declares max_batch_size=64; its deployment allows batches of 4 and a queue
-    # of 8. Coalescing by the declared 64 would send groups the runner can never queue, and
-    # every caller in them would fail.
+    # of 8. Coalescing by the declared 64 sent groups the runner can never queue, and every
+    # caller in them got a 400 for rows it never sent; a full queue is a 429, honestly.
     env = SMALL_QUEUE.to_env()  # what the runner's pod (or every `kubento serve` process) has
     if wiring == "kubernetes":  # the API pod gets the runner's overrides by name instead
         batching = contract.encode_runner_batching({"tagger": SMALL_QUEUE})
@@ -138,15 +138,21 @@ async def test_the_api_sizes_calls_by_the_limits_the_deployment_gives_the_runner
     limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
     with running_service("tagger:svc", ["tagger"], env=env) as (url, _):
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            served = 0
             for round_ in range(3):
                 inputs = [rows(round_ * 100 + i, 1) for i in range(40)]
                 replies = await asyncio.gather(
                     *(client.post("/tag", json=x.tolist()) for x in inputs)
                 )
-                failed = [r.text for r in replies if r.status_code != 200]
-                assert not failed, f"{len(failed)} of 40 failed, first: {failed[0]}"
+                wrong = [r.text for r in replies if r.status_code not in (200, 429)]
+                assert not wrong, f"{len(wrong)} of 40 failed, first: {wrong[0]}"
                 for x, reply in zip(inputs, replies, strict=True):
-                    np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+                    if reply.status_code == 200:
+                        served += 1
+                        np.testing.assert_allclose(np.asarray(reply.json()), x * 2 + 1)
+                    else:
+                        assert "queue is full" in reply.json()["error"]
+            assert served >= 3 * 8
             assert (await client.post("/stats", json={})).json()["max_batch"] <= 4
 
 

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from kubento import contract
 from kubento._api import oip, openapi, swagger
+from kubento._memory import Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
 from kubento._sdk.service import API, Service
@@ -191,12 +192,14 @@ async def _drain(receive: Receive) -> bool:
 
 class BodyBudget:
     """Caps request-body bytes one API process holds at once, so a burst of large bodies
-    is refused at once (503) instead of growing memory without bound."""
+    is refused at once (503) instead of growing memory without bound; the memory of large
+    bodies given back is returned to the system soon after (`Trimmer`)."""
 
     def __init__(self, max_request_bytes: int) -> None:
         self.limit = max_request_bytes
         self.total = max_request_bytes * contract.BODIES_IN_FLIGHT
         self.held = 0
+        self.trimmer = Trimmer()
 
     def take(self, size: int) -> None:
         if self.held + size > self.total:
@@ -209,6 +212,7 @@ class BodyBudget:
 
     def give_back(self, size: int) -> None:
         self.held -= size
+        self.trimmer.after(size)
 
     async def read(self, request: Request) -> bytes:
         """The whole body, within the per-request limit and the budget; the caller gives

@@ -54,6 +54,8 @@ CONNECTIONS_PER_RUNNER = 8
 RETRY_AFTER_METADATA = "retry-after-s"
 CLOSE_GRACE_S = 10.0
 CONNECT_WAIT_S = 3.0
+OFFLOAD_BYTES = 1024 * 1024
+"""Calls whose arrays hold more are encoded on a worker thread, not on the event loop."""
 DNS_MIN_RESOLUTION_INTERVAL_MS = 1000
 
 CHANNEL_OPTIONS = [
@@ -104,7 +106,7 @@ class RunnerClient:
             self._calls.append(
                 channel.unary_unary(
                     CALL_METHOD,
-                    request_serializer=pb.CallRequest.SerializeToString,
+                    request_serializer=None,  # sent as serialized by `_request`
                     response_deserializer=pb.CallResponse.FromString,
                 )
             )
@@ -176,7 +178,10 @@ class RunnerClient:
         started = time.monotonic()
         call = self._calls[await self._pick(min(self.connect_wait_s, timeout))]
         timeout = max(0.001, timeout - (time.monotonic() - started))
-        request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
+        if sum(getattr(arg, "nbytes", 0) for arg in args) > OFFLOAD_BYTES:
+            request = await asyncio.to_thread(_request, method, args)
+        else:
+            request = _request(method, args)
         try:
             response = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -230,6 +235,12 @@ class RunnerClient:
         self._channels.clear()
         self._calls.clear()
         self._health.clear()
+
+
+def _request(method: str, args: tuple[Any, ...]) -> bytes:
+    return pb.CallRequest(
+        method=method, args=[codec.encode(arg) for arg in args]
+    ).SerializeToString()
 
 
 class RemoteHandle:

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kubento import contract
+from kubento._memory import Trimmer
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
@@ -63,6 +64,7 @@ class RunnerWorker:
         self.methods: dict[str, MethodCall] = {}
         self.dispatchers: list[Dispatcher] = []
         self.ready = False
+        self.trimmer = Trimmer()
 
     async def load(self) -> None:
         """Instantiate the runnable (off the event loop: model loads can be slow)."""
@@ -146,6 +148,8 @@ class RunnerWorker:
                 exc,
             )
             await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.trimmer.after(len(raw))  # runs once this call's buffers are freed
 
     async def close(self) -> None:
         for dispatcher in self.dispatchers:

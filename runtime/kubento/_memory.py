@@ -1,0 +1,69 @@
+"""Give freed memory back to the system after large requests.
+
+glibc serves an allocation of more than `M_MMAP_THRESHOLD` bytes from its own mapping and
+unmaps it when freed, but it raises that threshold to the size of each such block freed (up
+to 32 MiB), so after one large request the next ones come from the heap arenas of whichever
+threads touched them, and their pages stay resident when freed. `malloc_trim(0)` returns
+the free pages of every arena. It walks the heaps (milliseconds on a large one), so it runs
+on a worker thread, at most once per `TRIM_DELAY_S`, after a request of `LARGE_BYTES` or
+more; nothing happens for small requests, or where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("kubento.memory")
+
+LARGE_BYTES = 4 * 1024 * 1024
+TRIM_DELAY_S = 0.5
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+class Trimmer:
+    """`after(nbytes)` following each request; trims soon after the large ones."""
+
+    def __init__(self, trim: Callable[[int], int] | None = None, delay_s: float = TRIM_DELAY_S):
+        self.trim = trim if trim is not None else _malloc_trim()
+        self.delay_s = delay_s
+        self.trims = 0
+        self._pending = self._again = False
+        self._task: asyncio.Future[None] | None = None
+
+    def after(self, nbytes: int) -> None:
+        if nbytes < LARGE_BYTES or self.trim is None:
+            return
+        if self._pending:  # one trim at a time; another after it for what is freed meanwhile
+            self._again = True
+            return
+        self._pending, self._again = True, False
+        asyncio.get_running_loop().call_later(self.delay_s, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.ensure_future(asyncio.to_thread(self._run))
+        self._task.add_done_callback(self._done)
+
+    def _run(self) -> None:
+        assert self.trim is not None
+        self.trim(0)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._pending = False
+        self.trims += 1
+        if task.exception() is not None:
+            log.warning("malloc_trim failed: %s", task.exception())
+        if self._again:
+            self.after(LARGE_BYTES)
