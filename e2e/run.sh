@@ -257,10 +257,13 @@ check_answers() { # check_answers BD EXAMPLE API: POST through the API Service, 
 	same_json "$answer" "$want" || die "POST /$3 answered $answer, the model gives $want"
 }
 
-trickle() { # trickle NAME BD API SECONDS: a pod POSTing to the API Service 5 times a second
-	local service url
+client_pod() { # client_pod NAME BD API PROGRAM ARG...: a pod running the Python PROGRAM with
+	# the API Service's URL for API, $REQUEST and ARG... as its arguments
+	local service url program=$4 arg args
 	service=$(component "$2" api services)
 	url="http://${service#service/}.$APP_NAMESPACE.svc:3000/$3"
+	args="\"$url\", \"$REQUEST\""
+	for arg in "${@:5}"; do args+=", \"$arg\""; done
 	k apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
@@ -277,67 +280,59 @@ spec:
         - python
         - -c
         - |
-          import sys, time, urllib.error, urllib.request
-          url, body, seconds = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3])
-          end = time.monotonic() + seconds
-          while time.monotonic() < end:
-              request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-              try:
-                  status = urllib.request.urlopen(request, timeout=10).status
-              except urllib.error.HTTPError as error:
-                  status = error.code
-              except OSError as error:
-                  status = "ERR:" + type(error).__name__
-              print(f"{time.monotonic():.1f} {status}", flush=True)
-              time.sleep(0.2)
-          print("done", flush=True)
-      args: ["$url", "$REQUEST", "$4"]
+          ${program//$'\n'/$'\n'          }
+      args: [$args]
 YAML
 	k wait "pod/$1" --for=condition=Ready --timeout=2m >/dev/null
 }
 
-load() { # load NAME BD API SECONDS THREADS: a pod POSTing to the API Service from THREADS loops
-	local service url
-	service=$(component "$2" api services)
-	url="http://${service#service/}.$APP_NAMESPACE.svc:3000/$3"
-	k apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: $1}
-spec:
-  restartPolicy: Never
-  securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
-  containers:
-    - name: client
-      image: kubento-quickstart:$TAG
-      imagePullPolicy: Never
-      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-      command:
-        - python
-        - -c
-        - |
-          import collections, sys, threading, time, urllib.error, urllib.request
-          url, body, seconds, threads = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3]), int(sys.argv[4])
-          end, counts = time.monotonic() + seconds, collections.Counter()
-          def loop():
-              while time.monotonic() < end:
-                  request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-                  try:
-                      counts[urllib.request.urlopen(request, timeout=10).status] += 1
-                  except urllib.error.HTTPError as error:
-                      counts[error.code] += 1
-                  except OSError as error:
-                      counts[type(error).__name__] += 1
-          workers = [threading.Thread(target=loop) for _ in range(threads)]
-          for worker in workers:
-              worker.start()
-          while any(worker.is_alive() for worker in workers):
-              time.sleep(10)
-              print(f"{time.monotonic():.0f} {dict(counts)}", flush=True)
-      args: ["$url", "$REQUEST", "$4", "$5"]
-YAML
-	k wait "pod/$1" --for=condition=Ready --timeout=2m >/dev/null
-}
+# Each line: "<monotonic seconds> <status>", 5 requests a second; then "done".
+TRICKLE_PY=$(
+	cat <<'PY'
+import sys, time, urllib.error, urllib.request
+url, body, seconds = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3])
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        status = urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except OSError as error:
+        status = "ERR:" + type(error).__name__
+    print(f"{time.monotonic():.1f} {status}", flush=True)
+    time.sleep(0.2)
+print("done", flush=True)
+PY
+)
+
+# Every 10 s: "<monotonic seconds> {status: count}" over THREADS loops posting at once.
+LOAD_PY=$(
+	cat <<'PY'
+import collections, sys, threading, time, urllib.error, urllib.request
+url, body, seconds, threads = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3]), int(sys.argv[4])
+end, counts = time.monotonic() + seconds, collections.Counter()
+def loop():
+    while time.monotonic() < end:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            counts[urllib.request.urlopen(request, timeout=10).status] += 1
+        except urllib.error.HTTPError as error:
+            counts[error.code] += 1
+        except OSError as error:
+            counts[type(error).__name__] += 1
+workers = [threading.Thread(target=loop) for _ in range(threads)]
+for worker in workers:
+    worker.start()
+while any(worker.is_alive() for worker in workers):
+    time.sleep(10)
+    print(f"{time.monotonic():.0f} {dict(counts)}", flush=True)
+PY
+)
+
+trickle() { client_pod "$1" "$2" "$3" "$TRICKLE_PY" "$4"; } # trickle NAME BD API SECONDS
+
+load() { client_pod "$1" "$2" "$3" "$LOAD_PY" "$4" "$5"; } # load NAME BD API SECONDS THREADS
 
 trickle_results() { # trickle_results NAME: wait for the pod to finish; print its status lines
 	k wait "pod/$1" --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m >/dev/null
