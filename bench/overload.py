@@ -1,0 +1,115 @@
+"""Overload: what callers of the heavy model see far past capacity. `kubento serve mlp:heavy`
+with a per-request timeout (`KUBENTO_TIMEOUT_MS`); wrk holds CONNECTIONS keep-alive
+connections POSTing one JSON row after another for SECONDS, and alongside it a few sampling
+connections from this process (Python) record each answer's status and time, since wrk
+reports latency only over all answers.
+
+Reports, from the samples, the share of admitted requests (200) answered within the timeout
+(target: all) and how fast the excess is turned away (429/503; target: p99 under 5 ms), plus
+wrk's totals. Everything shares the machine's cores with the server.
+
+    .venv/bin/python bench/overload.py [--connections 1024] [--seconds 20] [--timeout-ms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from run import FEATURES, LUA, ensure_wrk, kubento_serve, run_wrk  # bench/run.py
+
+SAMPLERS = 8
+
+
+async def connection(
+    port: int, path: str, body: bytes, until: float, seen: list[tuple[int, float]]
+) -> None:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            writer.write(request)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            seen.append((status, time.monotonic() - started))
+            await asyncio.sleep(0.02)  # a sample, not load
+    except (ConnectionError, asyncio.IncompleteReadError):
+        seen.append((-1, time.monotonic() - started))
+    finally:
+        writer.close()
+
+
+def quantile(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+async def drive(url: str, connections: int, seconds: float) -> list[tuple[int, float]]:
+    port = int(url.rsplit(":", 1)[1])
+    body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
+    seen: list[tuple[int, float]] = []
+    until = time.monotonic() + seconds
+    await asyncio.gather(
+        *(connection(port, "/predict", body, until, seen) for _ in range(connections))
+    )
+    return seen
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=1024)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--timeout-ms", type=int, default=1000)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    env = {"KUBENTO_TIMEOUT_MS": str(args.timeout_ms)}
+    with tempfile.TemporaryDirectory() as tmp, kubento_serve("heavy", env) as (url, _):
+        script = Path(tmp) / "post.lua"
+        body = json.dumps([[0.5] * FEATURES["heavy"]])
+        script.write_text(LUA % {"body": body})
+        run_wrk(wrk, url, script, 16, 3)  # warm-up: the latency model learns the batch costs
+        with ThreadPoolExecutor(1) as pool:
+            load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
+            time.sleep(1)  # sample once the load is on
+            seen = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
+            result = load.result()
+    statuses = Counter(status for status, _ in seen)
+    served = [s for status, s in seen if status == 200]
+    refused = [s for status, s in seen if status in (429, 503)]
+    timeout_s = args.timeout_ms / 1000
+    met = sum(s <= timeout_s for s in served)
+    duration = result["duration_us"] / 1e6
+    print(f"heavy, {args.connections} connections (wrk), {duration:.0f} s, timeout {timeout_s} s")
+    print(
+        f"wrk: {result['requests'] / duration:.0f} answers/s, statuses {result['statuses']}, "
+        f"p50 {result['p50_us'] / 1000:.0f} ms, p99 {result['p99_us'] / 1000:.0f} ms"
+    )
+    print(f"samples ({SAMPLERS} connections): {dict(sorted(statuses.items()))}")
+    print(
+        f"admitted (200): {len(served)}, within the timeout: {met} "
+        f"({100 * met / max(1, len(served)):.1f}%), p50 {1000 * quantile(served, 0.5):.0f} ms, "
+        f"p99 {1000 * quantile(served, 0.99):.0f} ms"
+    )
+    print(
+        f"turned away (429/503): {len(refused)}, time to the answer p50 "
+        f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
