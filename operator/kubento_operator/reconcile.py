@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from kubento_operator import metrics, naming, render, spec, status
-from kubento_operator.cluster import CHILD_KINDS, Cluster
+from kubento_operator.cluster import CHILD_KINDS, Cluster, KindNotServed
 from kubento_operator.status import Problem
 
 Warn = Callable[[Mapping[str, Any], str, str], None]
@@ -66,6 +66,18 @@ def api_message(exc: ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
+_INSTALL_HINTS = {
+    "ScaledObject": "install KEDA, or set autoscaling.engine to hpa",
+}
+
+
+def _apply_message(exc: ApiException | KindNotServed) -> str:
+    if isinstance(exc, KindNotServed):
+        hint = _INSTALL_HINTS.get(exc.kind, f"install the CRD that defines {exc.kind}")
+        return f"{exc}: {hint}"
+    return api_message(exc)
+
+
 def _is_transient(exc: ApiException) -> bool:
     code = exc.status or 0
     return code == 0 or code >= 500 or code in (409, 429)
@@ -82,7 +94,7 @@ def prune(cluster: Cluster, bd: spec.BentoDeployment, desired: list[dict[str, An
     selector = naming.children_selector(bd.metadata.name)
     deleted = []
     for api_version, kind in CHILD_KINDS:
-        for obj in cluster.list(api_version, kind, bd.metadata.namespace, selector):
+        for obj in cluster.list_children(api_version, kind, bd.metadata.namespace, selector):
             metadata = obj["metadata"]
             if (kind, metadata["name"]) in wanted or not _owned_by(obj, bd.metadata.uid):
                 continue
@@ -236,16 +248,17 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
             cluster.apply(current)
         current = None
         pruned = prune(cluster, bd, children)
-    except ApiException as exc:
+    except (ApiException, KindNotServed) as exc:
         target = (
             f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
         )
-        failed = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
+        failed = Problem(APPLY_FAILED, f"{target}: {_apply_message(exc)}")
         _commit_problem(cluster, namespace, name, generation, bd, failed, warn)
         metrics.RECONCILES.labels(result="failed").inc()
         metrics.RECONCILE_ERRORS.inc()
         logger.error("apply failed: %s", failed.message)
-        return Outcome(failed, retry=_is_transient(exc))
+        # A missing CRD may be installed later: try again.
+        return Outcome(failed, retry=isinstance(exc, KindNotServed) or _is_transient(exc))
 
     commit_status(
         cluster,
