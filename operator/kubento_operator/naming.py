@@ -62,6 +62,7 @@ def prometheus_label(label: str) -> str:
     `serving_kubento_io_deployment` (the Prometheus Operator's podTargetLabels rule)."""
     return re.sub(r"[^a-zA-Z0-9_]", "_", label)
 
+
 ANNOTATION_CHECKSUM = f"{GROUP}/config-checksum"
 MODEL_INIT_PREFIX = "model-"
 """Init container `model-<i>` pulls a component's i-th `models` entry (render writes it,

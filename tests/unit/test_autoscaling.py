@@ -4,20 +4,17 @@ KEDA's own CRD (tests/fixtures/keda) accepts; bad specs refused naming what is w
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from kubento import contract
 from kubento_operator import components, naming, spec
 from kubento_operator.render import render
+from tests import crd_fixtures
 
-REPO = Path(__file__).resolve().parents[2]
-KEDA_CRD = REPO / "tests" / "fixtures" / "keda" / "keda.sh_scaledobjects.yaml"
 KUBERNETES_VERSION = "1.33.0"
 
 
@@ -48,26 +45,10 @@ def kinds(children: list[dict[str, Any]], name: str = "demo-clf") -> set[str]:
     return {c["kind"] for c in children if c["metadata"]["name"] == name}
 
 
-def strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """A CRD schema that, like `kubectl apply --validate=strict`, refuses unknown fields."""
-    out = {key: value for key, value in schema.items()}
-    if "properties" in out:
-        out["properties"] = {k: strict(v) for k, v in out["properties"].items()}
-        if "additionalProperties" not in out and not out.get(
-            "x-kubernetes-preserve-unknown-fields"
-        ):
-            out["additionalProperties"] = False
-    for key in ("items", "additionalProperties"):
-        if isinstance(out.get(key), dict):
-            out[key] = strict(out[key])
-    return out
-
-
 def keda_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(KEDA_CRD.read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["served"]]
-    assert f"{crd['spec']['group']}/{version['name']}" == "keda.sh/v1alpha1"
-    return strict(version["schema"]["openAPIV3Schema"])
+    return crd_fixtures.schemas(crd_fixtures.KEDA_SCALED_OBJECTS)[
+        ("keda.sh/v1alpha1", "ScaledObject")
+    ]
 
 
 # --- HPA ----------------------------------------------------------------------------------
