@@ -467,6 +467,8 @@ def _pod_template(
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
+            "runAsUser": contract.RUNTIME_UID,
+            "runAsGroup": contract.RUNTIME_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],

@@ -93,6 +93,9 @@ TERMINATION_GRACE_S = PRE_STOP_S + SHUTDOWN_GRACE_S + 10
 
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
+RUNTIME_UID = 10001
+"""The numeric user and group the runtime image runs as (Dockerfile.runtime `USER`), which
+pods state outright: kube-score and the kubelet then need not trust the image."""
 
 # Models. Tags are `name:version`, each part as BentoML's; a component whose spec lists
 # models gets them pulled at pod start into MODELS_HOME, a volume its container reads.
