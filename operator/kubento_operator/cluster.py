@@ -83,7 +83,17 @@ class Cluster:
         """Server-side apply one object as the operator's field manager.
 
         Raises KindNotServed when the cluster lacks the object's kind (its CRD)."""
-        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        key = (manifest["apiVersion"], manifest["kind"])
+        try:
+            self._server_side_apply(self._resource(*key), manifest)
+        except NotFoundError:
+            # An apply creates what is missing, so a 404 means the kind itself is gone (its
+            # CRD deleted since discovery was cached): discover again, once.
+            self._resources.pop(key, None)
+            self._dynamic.resources.invalidate_cache()
+            self._server_side_apply(self._resource(*key), manifest)
+
+    def _server_side_apply(self, resource: Resource, manifest: dict[str, Any]) -> None:
         self._dynamic.server_side_apply(
             resource,
             body=manifest,
