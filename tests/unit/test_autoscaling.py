@@ -291,3 +291,8 @@ def test_the_api_server_cannot_scale_on_a_queue_it_does_not_have() -> None:
         )
     assert caught.value.field == "spec.autoscaling"
     assert "the API server has no batching queue" in caught.value.message
+
+
+def test_the_documented_default_prometheus_is_the_one_rendered() -> None:
+    description = spec.Autoscaling.model_fields["prometheus_address"].description or ""
+    assert spec.DEFAULT_PROMETHEUS_ADDRESS in description
