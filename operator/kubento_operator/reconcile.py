@@ -88,12 +88,28 @@ def _owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
     return any(owner.get("uid") == uid and owner.get("controller") for owner in owners)
 
 
-def prune(cluster: Cluster, bd: spec.BentoDeployment, desired: list[dict[str, Any]]) -> list[str]:
-    """Delete children this BentoDeployment owns but no longer renders; return `Kind/name`s."""
+AUTOSCALER_KINDS = tuple(
+    (api_version, kind)
+    for api_version, kind in CHILD_KINDS
+    if kind in ("ScaledObject", "HorizontalPodAutoscaler")
+)
+"""Kinds of which one object may drive a Deployment: a replaced one goes before its
+successor is applied (KEDA's webhook refuses a ScaledObject for a Deployment an HPA
+already scales, and two HPAs on one Deployment fight)."""
+
+
+def prune(
+    cluster: Cluster,
+    bd: spec.BentoDeployment,
+    desired: list[dict[str, Any]],
+    kinds: tuple[tuple[str, str], ...] = CHILD_KINDS,
+) -> list[str]:
+    """Delete children of `kinds` this BentoDeployment owns but no longer renders; return
+    `Kind/name`s."""
     wanted = {(child["kind"], child["metadata"]["name"]) for child in desired}
     selector = naming.children_selector(bd.metadata.name)
     deleted = []
-    for api_version, kind in CHILD_KINDS:
+    for api_version, kind in kinds:
         for obj in cluster.list_children(api_version, kind, bd.metadata.namespace, selector):
             metadata = obj["metadata"]
             if (kind, metadata["name"]) in wanted or not _owned_by(obj, bd.metadata.uid):
@@ -244,10 +260,11 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
     children = render.render(bd)
     current: dict[str, Any] | None = None
     try:
+        replaced = prune(cluster, bd, children, AUTOSCALER_KINDS)
         for current in children:
             cluster.apply(current)
         current = None
-        pruned = prune(cluster, bd, children)
+        pruned = replaced + prune(cluster, bd, children)
     except (ApiException, KindNotServed) as exc:
         target = (
             f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
