@@ -7,7 +7,7 @@ WORKING_DIR ?= examples/quickstart
 PORT ?= 3000
 
 .PHONY: install serve test test-unit test-integration test-cluster bench lint format crds proto \
-        cluster-bins cluster cluster-down images e2e clean
+        cluster-bins cluster cluster-down images e2e clean kube-score kube-score-bin
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,19 @@ SHELL_SCRIPTS := .ci/run $(wildcard e2e/*.sh tests/cluster/*.sh)
 
 $(ACTIONLINT):
 	GOBIN=$(dir $@) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# kube-score on what the operator renders for the examples (tests/unit/test_kube_score.py),
+# built once with Go into the cache like actionlint.
+KUBE_SCORE_VERSION := v1.20.0
+KUBE_SCORE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubento/kube-score-$(KUBE_SCORE_VERSION)/kube-score
+
+$(KUBE_SCORE):
+	GOBIN=$(dir $@) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+
+kube-score-bin: $(KUBE_SCORE)
+
+kube-score: install $(KUBE_SCORE)
+	$(PY) -m pytest -q tests/unit/test_kube_score.py
 
 lint: install $(ACTIONLINT)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ names the same object.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from kubento import contract
 
@@ -46,6 +47,21 @@ def member_label(role: str) -> str:
 
 
 LABEL_RUNNER = member_label(RUNNER_COMPONENT)
+POD_TARGET_LABELS = (
+    LABEL_DEPLOYMENT,
+    LABEL_KUBENTO_COMPONENT,
+    LABEL_RUNNER,
+    member_label(SERVICE_COMPONENT),
+)
+"""Pod labels the chart's PodMonitor copies onto every scraped series (`podTargetLabels`),
+so a query can pick one component's pods; together they hold every selector label."""
+
+
+def prometheus_label(label: str) -> str:
+    """A pod label as Prometheus names it on a series: `serving.kubento.io/deployment` ->
+    `serving_kubento_io_deployment` (the Prometheus Operator's podTargetLabels rule)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
 
 ANNOTATION_CHECKSUM = f"{GROUP}/config-checksum"
 MODEL_INIT_PREFIX = "model-"

@@ -41,6 +41,12 @@ CHILD_RULES: list[PolicyRule] = [
         "resources": ["poddisruptionbudgets"],
         "verbs": ["create", "patch", "list", "delete"],
     },
+    # `autoscaling.engine: keda`; granted whether or not KEDA is installed (no CRD, no use).
+    {
+        "apiGroups": ["keda.sh"],
+        "resources": ["scaledobjects"],
+        "verbs": ["create", "patch", "list", "delete"],
+    },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]
 

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from kubento_operator import metrics, naming, render, spec, status
-from kubento_operator.cluster import CHILD_KINDS, Cluster
+from kubento_operator.cluster import CHILD_KINDS, Cluster, KindNotServed
 from kubento_operator.status import Problem
 
 Warn = Callable[[Mapping[str, Any], str, str], None]
@@ -66,6 +66,18 @@ def api_message(exc: ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
+_INSTALL_HINTS = {
+    "ScaledObject": "install KEDA, or set autoscaling.engine to hpa",
+}
+
+
+def _apply_message(exc: ApiException | KindNotServed) -> str:
+    if isinstance(exc, KindNotServed):
+        hint = _INSTALL_HINTS.get(exc.kind, f"install the CRD that defines {exc.kind}")
+        return f"{exc}: {hint}"
+    return api_message(exc)
+
+
 def _is_transient(exc: ApiException) -> bool:
     code = exc.status or 0
     return code == 0 or code >= 500 or code in (409, 429)
@@ -76,13 +88,29 @@ def _owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
     return any(owner.get("uid") == uid and owner.get("controller") for owner in owners)
 
 
-def prune(cluster: Cluster, bd: spec.BentoDeployment, desired: list[dict[str, Any]]) -> list[str]:
-    """Delete children this BentoDeployment owns but no longer renders; return `Kind/name`s."""
+AUTOSCALER_KINDS = tuple(
+    (api_version, kind)
+    for api_version, kind in CHILD_KINDS
+    if kind in ("ScaledObject", "HorizontalPodAutoscaler")
+)
+"""Kinds of which one object may drive a Deployment: a replaced one goes before its
+successor is applied (KEDA's webhook refuses a ScaledObject for a Deployment an HPA
+already scales, and two HPAs on one Deployment fight)."""
+
+
+def prune(
+    cluster: Cluster,
+    bd: spec.BentoDeployment,
+    desired: list[dict[str, Any]],
+    kinds: tuple[tuple[str, str], ...] = CHILD_KINDS,
+) -> list[str]:
+    """Delete children of `kinds` this BentoDeployment owns but no longer renders; return
+    `Kind/name`s."""
     wanted = {(child["kind"], child["metadata"]["name"]) for child in desired}
     selector = naming.children_selector(bd.metadata.name)
     deleted = []
-    for api_version, kind in CHILD_KINDS:
-        for obj in cluster.list(api_version, kind, bd.metadata.namespace, selector):
+    for api_version, kind in kinds:
+        for obj in cluster.list_children(api_version, kind, bd.metadata.namespace, selector):
             metadata = obj["metadata"]
             if (kind, metadata["name"]) in wanted or not _owned_by(obj, bd.metadata.uid):
                 continue
@@ -232,20 +260,22 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, warn: Warn, logger: 
     children = render.render(bd)
     current: dict[str, Any] | None = None
     try:
+        replaced = prune(cluster, bd, children, AUTOSCALER_KINDS)
         for current in children:
             cluster.apply(current)
         current = None
-        pruned = prune(cluster, bd, children)
-    except ApiException as exc:
+        pruned = replaced + prune(cluster, bd, children)
+    except (ApiException, KindNotServed) as exc:
         target = (
             f"{current['kind']}/{current['metadata']['name']}" if current is not None else "prune"
         )
-        failed = Problem(APPLY_FAILED, f"{target}: {api_message(exc)}")
+        failed = Problem(APPLY_FAILED, f"{target}: {_apply_message(exc)}")
         _commit_problem(cluster, namespace, name, generation, bd, failed, warn)
         metrics.RECONCILES.labels(result="failed").inc()
         metrics.RECONCILE_ERRORS.inc()
         logger.error("apply failed: %s", failed.message)
-        return Outcome(failed, retry=_is_transient(exc))
+        # A missing CRD may be installed later: try again.
+        return Outcome(failed, retry=isinstance(exc, KindNotServed) or _is_transient(exc))
 
     commit_status(
         cluster,

@@ -20,6 +20,7 @@ Manifest = dict[str, Any]
 
 DEFAULT_CPU_REQUEST = "250m"
 DEFAULT_CPU_UTILIZATION = 80
+KEDA_API_VERSION = "keda.sh/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 TMP_VOLUME = "tmp"
 MODELS_VOLUME = "kubento-models"
@@ -279,7 +280,8 @@ def _component(
         },
     ]
     if settings.autoscaling is not None:
-        children.append(_hpa(bd, settings.autoscaling, name, labels))
+        scaler = _scaled_object if settings.autoscaling.engine == "keda" else _hpa
+        children.append(scaler(bd, settings.autoscaling, component))
         if settings.autoscaling.max_replicas > 1:
             budget = settings.disruption_budget or spec.DisruptionBudget()
             children.append(_disruption_budget(bd, component, budget))
@@ -465,6 +467,8 @@ def _pod_template(
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
+            "runAsUser": contract.RUNTIME_UID,
+            "runAsGroup": contract.RUNTIME_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
@@ -513,34 +517,92 @@ def _pod_template(
     }
 
 
-def _hpa(
-    bd: spec.BentoDeployment,
-    autoscaling: spec.Autoscaling,
-    object_name: str,
-    labels: dict[str, str],
-) -> Manifest:
-    metrics = autoscaling.metrics or [
-        {
+def _scale_target(component: Component) -> dict[str, str]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": component.object_name}
+
+
+def _hpa_metric(autoscaling: spec.Autoscaling) -> dict[str, Any]:
+    """CPU utilization, or the pods' batching gauge (served by prometheus-adapter) per pod."""
+    if autoscaling.series is None:
+        utilization = autoscaling.target or DEFAULT_CPU_UTILIZATION
+        return {
             "type": "Resource",
             "resource": {
                 "name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION},
+                "target": {"type": "Utilization", "averageUtilization": utilization},
             },
         }
-    ]
+    return {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": autoscaling.series},
+            "target": {"type": "AverageValue", "averageValue": str(autoscaling.target)},
+        },
+    }
+
+
+def _hpa(bd: spec.BentoDeployment, autoscaling: spec.Autoscaling, component: Component) -> Manifest:
     hpa_spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": object_name},
+        "scaleTargetRef": _scale_target(component),
         "minReplicas": autoscaling.min_replicas,
         "maxReplicas": autoscaling.max_replicas,
-        "metrics": metrics,
+        "metrics": autoscaling.metrics or [_hpa_metric(autoscaling)],
     }
     if autoscaling.behavior is not None:
         hpa_spec["behavior"] = autoscaling.behavior
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(bd, object_name, labels),
+        "metadata": _metadata(bd, component.object_name, component.labels),
         "spec": hpa_spec,
+    }
+
+
+def series_query(bd: spec.BentoDeployment, component: Component, series: str) -> str:
+    """PromQL: the total of `series` over one component's pods, selected by the pod labels
+    the chart's PodMonitor copies onto every series (naming.prometheus_label)."""
+    matchers = [f'namespace="{bd.metadata.namespace}"'] + [
+        f'{naming.prometheus_label(key)}="{value}"' for key, value in component.selector.items()
+    ]
+    return f"sum({series}{{{','.join(matchers)}}})"
+
+
+def _keda_trigger(
+    bd: spec.BentoDeployment, autoscaling: spec.Autoscaling, component: Component
+) -> dict[str, Any]:
+    if autoscaling.series is None:
+        utilization = autoscaling.target or DEFAULT_CPU_UTILIZATION
+        return {"type": "cpu", "metricType": "Utilization", "metadata": {"value": str(utilization)}}
+    # KEDA divides the query's total by the threshold: the pods it wants at `target` each.
+    return {
+        "type": "prometheus",
+        "metadata": {
+            "serverAddress": autoscaling.prometheus_address or spec.DEFAULT_PROMETHEUS_ADDRESS,
+            "query": series_query(bd, component, autoscaling.series),
+            "threshold": str(autoscaling.target),
+        },
+    }
+
+
+def _scaled_object(
+    bd: spec.BentoDeployment, autoscaling: spec.Autoscaling, component: Component
+) -> Manifest:
+    """A KEDA ScaledObject (keda.sh/v1alpha1): KEDA creates and owns the HPA behind it."""
+    scaled_spec: dict[str, Any] = {
+        "scaleTargetRef": _scale_target(component),
+        "minReplicaCount": autoscaling.min_replicas,
+        "maxReplicaCount": autoscaling.max_replicas,
+        "triggers": [_keda_trigger(bd, autoscaling, component)],
+    }
+    if autoscaling.behavior is not None:
+        scaled_spec["advanced"] = {
+            "horizontalPodAutoscalerConfig": {"behavior": autoscaling.behavior}
+        }
+    return {
+        "apiVersion": KEDA_API_VERSION,
+        "kind": "ScaledObject",
+        "metadata": _metadata(bd, component.object_name, component.labels),
+        "spec": scaled_spec,
     }
 
 

@@ -159,8 +159,20 @@ class Resources(Model):
         return self
 
 
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+"""Where KEDA queries Prometheus unless `prometheusAddress` says otherwise (the Service the
+Prometheus Operator creates, in a `monitoring` namespace)."""
+_TARGET_NEEDED = "target (rows per pod) is required when metric is queue or inflight"
+_METRICS_ALONE = (
+    "metrics (raw autoscaling/v2 MetricSpecs) replaces metric and target and needs engine hpa; "
+    "set either metrics or metric/target"
+)
+_ADDRESS_FOR_KEDA = "prometheusAddress is used by engine keda only (hpa reads prometheus-adapter)"
+
+
 class Autoscaling(Model):
-    """A HorizontalPodAutoscaler (autoscaling/v2) for one component."""
+    """A component's autoscaler: a HorizontalPodAutoscaler (autoscaling/v2), or a KEDA
+    ScaledObject (`engine: keda`), following CPU, queued rows or rows in flight."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -169,7 +181,24 @@ class Autoscaling(Model):
                     "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
                     "message": "minReplicas must be less than or equal to maxReplicas",
                     "fieldPath": ".minReplicas",
-                }
+                },
+                {
+                    "rule": "!has(self.metric) || self.metric == 'cpu' || has(self.target)",
+                    "message": _TARGET_NEEDED,
+                    "fieldPath": ".target",
+                },
+                {
+                    "rule": "!has(self.metrics) || ((!has(self.metric) || self.metric == 'cpu') "
+                    "&& !has(self.target) && (!has(self.engine) || self.engine == 'hpa'))",
+                    "message": _METRICS_ALONE,
+                    "fieldPath": ".metrics",
+                },
+                {
+                    "rule": "!has(self.prometheusAddress) || "
+                    "(has(self.engine) && self.engine == 'keda')",
+                    "message": _ADDRESS_FOR_KEDA,
+                    "fieldPath": ".prometheusAddress",
+                },
             ]
         }
     )
@@ -178,19 +207,48 @@ class Autoscaling(Model):
     """Fewest pods."""
     max_replicas: int = Field(ge=1, le=1000)
     """Most pods."""
+    # cpu, or a key of contract.AUTOSCALING_SERIES (a test holds them equal).
+    metric: Literal["cpu", "queue", "inflight"] = "cpu"
+    """What the replicas follow: `cpu` (average utilization of the CPU request), `queue`
+    (rows waiting in a pod's batching queues) or `inflight` (rows in a pod's running
+    batches); queue and inflight are for runners and services."""
+    target: int | None = Field(default=None, ge=1, le=1_000_000)
+    """The value per pod the autoscaler keeps: CPU utilization in percent for cpu (default
+    80), rows for queue and inflight (required)."""
+    engine: Literal["hpa", "keda"] = "hpa"
+    """`hpa`: a HorizontalPodAutoscaler (queue and inflight need prometheus-adapter serving
+    the pods metric); `keda`: a KEDA ScaledObject with a Prometheus trigger."""
+    prometheus_address: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$", max_length=2048
+    )
+    """The Prometheus KEDA queries (engine keda); default
+    http://prometheus-operated.monitoring.svc:9090."""
     metrics: list[FreeObject] | None = None
-    """autoscaling/v2 MetricSpecs; default: 80% average CPU utilization."""
+    """autoscaling/v2 MetricSpecs replacing metric and target (engine hpa only)."""
     behavior: FreeObject | None = None
     """autoscaling/v2 HorizontalPodAutoscalerBehavior (scale-up/down policies)."""
 
     @model_validator(mode="after")
-    def _bounds(self) -> Autoscaling:
+    def _consistent(self) -> Autoscaling:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"minReplicas ({self.min_replicas}) must be less than or equal to "
                 f"maxReplicas ({self.max_replicas})"
             )
+        if self.metric != "cpu" and self.target is None:
+            raise ValueError(f"{_TARGET_NEEDED} (metric is {self.metric})")
+        if self.metrics is not None and (
+            self.metric != "cpu" or self.target is not None or self.engine != "hpa"
+        ):
+            raise ValueError(_METRICS_ALONE)
+        if self.prometheus_address is not None and self.engine != "keda":
+            raise ValueError(_ADDRESS_FOR_KEDA)
         return self
+
+    @property
+    def series(self) -> str | None:
+        """The pods' series this autoscaler follows; None for CPU."""
+        return contract.AUTOSCALING_SERIES.get(self.metric)
 
 
 class EnvVar(Model):
@@ -517,6 +575,12 @@ class LocalObjectReference(Model):
     """Name of the object."""
 
 
+_API_HAS_NO_QUEUE = (
+    "the API server has no batching queue: its autoscaling.metric must be cpu "
+    "(queue and inflight are for runners and services)"
+)
+
+
 class BentoDeploymentSpec(ComponentSpec):
     """A served application: one API server Deployment plus one Deployment per runner and
     per dependency service.
@@ -539,6 +603,12 @@ class BentoDeploymentSpec(ComponentSpec):
                     "self.services.exists_one(s, s.name == r.name))",
                     "message": "service names must be unique",
                     "fieldPath": ".services",
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.autoscaling.metric) || "
+                    "self.autoscaling.metric == 'cpu'",
+                    "message": _API_HAS_NO_QUEUE,
+                    "fieldPath": ".autoscaling.metric",
                 },
             ]
         }
@@ -566,6 +636,13 @@ class BentoDeploymentSpec(ComponentSpec):
     def _unique_runners(cls, runners: list[RunnerSpec]) -> list[RunnerSpec]:
         contract.check_distinct("runner", (runner.name for runner in runners))
         return runners
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _api_scales_on_cpu(cls, autoscaling: Autoscaling | None) -> Autoscaling | None:
+        if autoscaling is not None and autoscaling.metric != "cpu":
+            raise ValueError(f"{_API_HAS_NO_QUEUE}, not {autoscaling.metric}")
+        return autoscaling
 
     @model_validator(mode="after")
     def _distinct_object_names(self) -> BentoDeploymentSpec:

@@ -20,6 +20,17 @@ API_PORT_NAME = "http"
 RUNNER_PORT_NAME = "grpc"
 RUNNER_METRICS_PORT_NAME = "metrics"
 
+# Autoscaling signals: per-pod gauges every runner and service worker exports on
+# RUNNER_METRICS_PORT (summed over its worker processes), which `autoscaling.metric: queue`
+# and `inflight` scale on. The operator's HPA and KEDA objects, the chart's
+# prometheus-adapter rules and the dashboard name them from here.
+QUEUE_DEPTH_METRIC = "kubento_runner_queue_depth"
+"""Rows waiting in a method's batching queue."""
+INFLIGHT_METRIC = "kubento_runner_inflight_rows"
+"""Rows in a method's batches running on the model now."""
+AUTOSCALING_SERIES: Mapping[str, str] = {"queue": QUEUE_DEPTH_METRIC, "inflight": INFLIGHT_METRIC}
+"""`autoscaling.metric` -> the series a component's pods export for it."""
+
 # HTTP probe paths of the API server. Runners answer the standard gRPC health
 # checking service on RUNNER_PORT (Kubernetes `grpc` probes) and the same paths
 # on RUNNER_METRICS_PORT.
@@ -82,6 +93,9 @@ TERMINATION_GRACE_S = PRE_STOP_S + SHUTDOWN_GRACE_S + 10
 
 # Executable name inside the runtime image.
 EXECUTABLE = "kubento"
+RUNTIME_UID = 10001
+"""The numeric user and group the runtime image runs as (Dockerfile.runtime `USER`), which
+pods state outright: kube-score and the kubelet then need not trust the image."""
 
 # Models. Tags are `name:version`, each part as BentoML's; a component whose spec lists
 # models gets them pulled at pod start into MODELS_HOME, a volume its container reads.

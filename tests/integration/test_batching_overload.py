@@ -148,3 +148,24 @@ async def test_runner_metrics_count_batches_waits_and_queue_depth(
     admitted_calls = grown(before, after, "kubento_runner_queue_wait_seconds_count")
     assert 0 < admitted_calls <= admitted
     assert after["kubento_runner_queue_depth"] == 0
+
+
+async def test_the_autoscaling_gauges_rise_under_load_and_fall_back_to_zero(
+    queue_bound: tuple[str, RunnerProcess],
+) -> None:
+    """What `autoscaling.metric: queue | inflight` follows, scraped from the real endpoint
+    while a flood runs: rows queued and rows in running batches, then none."""
+    url, runner = queue_bound
+    seen: dict[str, float] = {contract.QUEUE_DEPTH_METRIC: 0.0, contract.INFLIGHT_METRIC: 0.0}
+    flooding = asyncio.create_task(flood(url))
+    while not flooding.done():
+        samples = await asyncio.to_thread(runner_samples, runner)
+        for name in seen:
+            seen[name] = max(seen[name], samples.get(name, 0.0))
+        await asyncio.sleep(0.01)
+    await flooding
+    assert 0 < seen[contract.QUEUE_DEPTH_METRIC] <= 24  # the queue bound, in rows
+    assert seen[contract.INFLIGHT_METRIC] > 0
+    after = runner_samples(runner)
+    assert after[contract.QUEUE_DEPTH_METRIC] == 0
+    assert after[contract.INFLIGHT_METRIC] == 0

@@ -20,7 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kubento_operator import rbac
+from kubento import contract
+from kubento_operator import components, naming, rbac
+from kubento_operator import render as operator_render
+from tests import crd_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kubento-operator"
@@ -65,6 +68,16 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "imagePullSecrets": [{"name": "registry"}],
         "priorityClassName": "system-cluster-critical",
         "podAnnotations": {"prometheus.io/scrape": "true"},
+    },
+    "monitors": {
+        "monitoring": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+            "podMonitor": {"enabled": True, "interval": "10s"},
+        }
+    },
+    "monitors-namespaced": {
+        "watch": {"allNamespaces": False, "namespaces": ["team-a", "team-b"]},
+        "monitoring": {"podMonitor": {"enabled": True}},
     },
 }
 
@@ -175,7 +188,9 @@ def test_chart_passes_helm_lint_strict(helm: Path, tmp_path: Path, combination: 
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
 def test_every_rendered_object_is_valid(helm: Path, tmp_path: Path, combination: str) -> None:
     objects = render(helm, tmp_path, COMBINATIONS[combination])
-    custom = chart_crd_schemas()
+    custom = chart_crd_schemas() | crd_fixtures.schemas(
+        crd_fixtures.POD_MONITORS, crd_fixtures.SERVICE_MONITORS
+    )
     assert objects
     for obj in objects:
         key = (obj["apiVersion"], obj["kind"])
@@ -312,6 +327,94 @@ def test_metrics_service_targets_the_metrics_port(helm: Path, tmp_path: Path) ->
     ]
     pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+# --- monitors ----------------------------------------------------------------------------------
+
+
+def test_monitors_are_off_by_default(helm: Path, tmp_path: Path) -> None:
+    kinds = {obj["kind"] for obj in render(helm, tmp_path, {})}
+    assert not kinds & {"ServiceMonitor", "PodMonitor"}
+
+
+def test_service_monitor_scrapes_the_operator_metrics_service(helm: Path, tmp_path: Path) -> None:
+    objects = render(helm, tmp_path, COMBINATIONS["monitors"])
+    monitor, service = only(objects, "ServiceMonitor"), only(objects, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [RELEASE_NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+def test_service_monitor_without_the_metrics_service_is_rejected(
+    helm: Path, tmp_path: Path
+) -> None:
+    values = {
+        "metrics": {"service": {"enabled": False}},
+        "monitoring": {"serviceMonitor": {"enabled": True}},
+    }
+    with pytest.raises(HelmError, match=r"needs metrics\.service\.enabled=true"):
+        render(helm, tmp_path, values)
+
+
+def _pod_templates() -> list[dict[str, Any]]:
+    """Pod templates the operator renders for an API, a runner and a dependency service."""
+    bd = {
+        "metadata": {"name": "demo", "namespace": "team-a"},
+        "spec": {
+            "image": "img:1",
+            "service": "service:svc",
+            "runners": [{"name": "clf"}],
+            "services": [{"name": "ModelA"}],
+        },
+    }
+    children = operator_render.render(bd)
+    return [c["spec"]["template"] for c in children if c["kind"] == "Deployment"]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector["matchLabels"].items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_pod_monitor_scrapes_every_component_pod_on_its_metrics_endpoint(
+    helm: Path, tmp_path: Path
+) -> None:
+    monitor = only(render(helm, tmp_path, COMBINATIONS["monitors"]), "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    assert monitor["spec"]["podMetricsEndpoints"][0]["interval"] == "10s"
+    endpoints = {e["port"]: e["path"] for e in monitor["spec"]["podMetricsEndpoints"]}
+    templates = _pod_templates()
+    assert {t["metadata"]["labels"][naming.LABEL_KUBENTO_COMPONENT] for t in templates} == {
+        role.name for role in components.ROLES
+    }
+    for template in templates:
+        assert _selects(monitor["spec"]["selector"], template["metadata"]["labels"])
+        (container,) = template["spec"]["containers"]
+        ports = {port["name"] for port in container["ports"]}
+        # Exactly one endpoint per pod: the metrics port of a runner, the HTTP port of the API.
+        scraped = ports & endpoints.keys()
+        assert len(scraped) == 1, (container["name"], ports)
+        assert endpoints[scraped.pop()] == contract.METRICS_PATH
+    assert {contract.RUNNER_METRICS_PORT_NAME, contract.API_PORT_NAME} == endpoints.keys()
+
+
+def test_pod_monitor_copies_the_labels_keda_queries_select_by(helm: Path, tmp_path: Path) -> None:
+    monitor = only(render(helm, tmp_path, COMBINATIONS["monitors"]), "PodMonitor")
+    assert tuple(monitor["spec"]["podTargetLabels"]) == naming.POD_TARGET_LABELS
+
+
+def test_pod_monitor_looks_only_in_watched_namespaces(helm: Path, tmp_path: Path) -> None:
+    monitor = only(render(helm, tmp_path, COMBINATIONS["monitors-namespaced"]), "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
 
 
 # --- RBAC --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ EXAMPLE_DOCKERFILES = sorted((REPO / "examples").glob("*/Dockerfile"))
 E2E_SCRIPT = REPO / "e2e" / "run.sh"
 KIND_CONFIG = REPO / "e2e" / "kind.yaml"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yaml"))
-USER = "10001:10001"
+USER = f"{contract.RUNTIME_UID}:{contract.RUNTIME_UID}"
 
 
 def venv_tool(name: str) -> str:

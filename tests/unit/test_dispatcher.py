@@ -269,6 +269,34 @@ async def test_metrics_record_batches_waits_depth_and_rejections() -> None:
     await dispatcher.close()
 
 
+async def test_inflight_rows_count_the_running_batches_not_the_queue() -> None:
+    labels = {"runner": "inflight-test", "method": "predict"}
+    registry = CollectorRegistry()
+    release = asyncio.Event()
+
+    async def model(x: np.ndarray) -> np.ndarray:
+        await release.wait()
+        return x * 10
+
+    dispatcher = Dispatcher(
+        model,
+        BatchingConfig(max_batch_size=3, max_concurrency=2),
+        name="inflight-test",
+        method="predict",
+        metrics=DispatcherMetrics(registry),
+    )
+    calls = [asyncio.create_task(dispatcher.submit(rows(i, 3))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    # Two batches of 3 rows run (max_concurrency=2); the third call's 3 rows wait.
+    assert registry.get_sample_value("kubento_runner_inflight_rows", labels) == 6
+    assert registry.get_sample_value("kubento_runner_queue_depth", labels) == 3
+    release.set()
+    await asyncio.gather(*calls)
+    assert registry.get_sample_value("kubento_runner_inflight_rows", labels) == 0
+    assert registry.get_sample_value("kubento_runner_queue_depth", labels) == 0
+    await dispatcher.close()
+
+
 async def test_bad_arguments_are_rejected_before_queueing() -> None:
     dispatcher = Dispatcher(Model(), BatchingConfig())
     with pytest.raises(BadBatch, match="argument 1 has 1 rows"):

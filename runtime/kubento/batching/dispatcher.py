@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from kubento import contract
 from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded
 from kubento.batching.policy import Batch, BatchPolicy, Part, Request
 from kubento.batching.rows import count_rows, join_rows, split_rows, take_rows
@@ -51,8 +52,15 @@ class DispatcherMetrics:
             registry=registry,
         )
         self.queue_depth = Gauge(
-            "kubento_runner_queue_depth",
+            contract.QUEUE_DEPTH_METRIC,
             "Rows waiting in the batching queue.",
+            _LABELS,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            contract.INFLIGHT_METRIC,
+            "Rows in batches running on the model now.",
             _LABELS,
             multiprocess_mode="livesum",
             registry=registry,
@@ -123,6 +131,7 @@ class Dispatcher:
         self._batch_duration = metrics.batch_duration.labels(name, method)
         self._queue_wait = metrics.queue_wait.labels(name, method)
         self._queue_depth = metrics.queue_depth.labels(name, method)
+        self._inflight = metrics.inflight.labels(name, method)
         self._queue_full = metrics.rejections.labels(name, method, "queue_full")
         self._deadline = metrics.rejections.labels(name, method, "deadline")
 
@@ -192,6 +201,7 @@ class Dispatcher:
             self._start(decision.batch)
         self._arm(decision.wake_at)
         self._queue_depth.set(policy.queued_rows)
+        self._inflight.set(sum(batch.size for batch in policy.in_flight))
         if policy.closing and policy.idle:
             self._drained.set()
 
