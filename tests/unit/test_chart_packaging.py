@@ -100,7 +100,7 @@ def test_final_images_take_only_the_virtualenv_from_the_build(target: str) -> No
     stage = stages(DOCKERFILE)[target]
     assert [rest for kw, rest in stage if kw == "RUN"] == []
     (copy,) = [rest for kw, rest in stage if kw == "COPY"]
-    assert re.fullmatch(r"--from=build(-operator)? /opt/kubento /opt/kubento", copy)
+    assert re.fullmatch(r"--from=build-(runtime|operator) /opt/kubento /opt/kubento", copy)
     base = stages(DOCKERFILE)["base"]
     installs = " ".join(rest for kw, rest in base if kw == "RUN")
     assert not re.search(r"apt-get|gcc|build-essential|pip ", installs)
