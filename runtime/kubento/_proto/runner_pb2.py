@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkubento/_proto/runner.proto\x12\x11kubento.runner.v1\"4\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"3\n\x08Sequence\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.kubento.runner.v1.Value\"\x9c\x01\n\x05Value\x12+\n\x06tensor\x18\x01 \x01(\x0b\x32\x19.kubento.runner.v1.TensorH\x00\x12\x0e\n\x04json\x18\x02 \x01(\tH\x00\x12\r\n\x03raw\x18\x03 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x04 \x01(\tH\x00\x12/\n\x08sequence\x18\x05 \x01(\x0b\x32\x1b.kubento.runner.v1.SequenceH\x00\x42\x06\n\x04kind\"E\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12&\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x18.kubento.runner.v1.Value\"8\n\x0c\x43\x61llResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.kubento.runner.v1.Value2Q\n\x06Runner\x12G\n\x04\x43\x61ll\x12\x1e.kubento.runner.v1.CallRequest\x1a\x1f.kubento.runner.v1.CallResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkubento/_proto/runner.proto\x12\x11kubento.runner.v1\"4\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"3\n\x08Sequence\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.kubento.runner.v1.Value\"\x9c\x01\n\x05Value\x12+\n\x06tensor\x18\x01 \x01(\x0b\x32\x19.kubento.runner.v1.TensorH\x00\x12\x0e\n\x04json\x18\x02 \x01(\tH\x00\x12\r\n\x03raw\x18\x03 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x04 \x01(\tH\x00\x12/\n\x08sequence\x18\x05 \x01(\x0b\x32\x1b.kubento.runner.v1.SequenceH\x00\x42\x06\n\x04kind\"w\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12&\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x18.kubento.runner.v1.Value\x12\x30\n\x07\x63\x61llers\x18\x03 \x03(\x0b\x32\x1f.kubento.runner.v1.TraceContext\"7\n\x0cTraceContext\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x12\n\ntracestate\x18\x02 \x01(\t\"8\n\x0c\x43\x61llResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.kubento.runner.v1.Value2Q\n\x06Runner\x12G\n\x04\x43\x61ll\x12\x1e.kubento.runner.v1.CallRequest\x1a\x1f.kubento.runner.v1.CallResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALUE']._serialized_start=158
   _globals['_VALUE']._serialized_end=314
   _globals['_CALLREQUEST']._serialized_start=316
-  _globals['_CALLREQUEST']._serialized_end=385
-  _globals['_CALLRESPONSE']._serialized_start=387
-  _globals['_CALLRESPONSE']._serialized_end=443
-  _globals['_RUNNER']._serialized_start=445
-  _globals['_RUNNER']._serialized_end=526
+  _globals['_CALLREQUEST']._serialized_end=435
+  _globals['_TRACECONTEXT']._serialized_start=437
+  _globals['_TRACECONTEXT']._serialized_end=492
+  _globals['_CALLRESPONSE']._serialized_start=494
+  _globals['_CALLRESPONSE']._serialized_end=550
+  _globals['_RUNNER']._serialized_start=552
+  _globals['_RUNNER']._serialized_end=633
 # @@protoc_insertion_point(module_scope)
