@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubento._remote.coalescing import Coalescer
+from kubento._remote.coalescing import Carrier, Coalescer
 from kubento.batching import NeverFits
 from kubento.exceptions import RunnerOverloaded
 
@@ -18,11 +18,15 @@ class Runner:
 
     def __init__(self, fail: Exception | None = None) -> None:
         self.calls: list[tuple[tuple[Any, ...], tuple[str, ...]]] = []
+        self.traces: list[tuple[Carrier, ...]] = []
         self.fail = fail
         self.release: asyncio.Event | None = None
 
-    async def __call__(self, args: tuple[Any, ...], request_ids: tuple[str, ...]) -> Any:
+    async def __call__(
+        self, args: tuple[Any, ...], request_ids: tuple[str, ...], traces: tuple[Carrier, ...]
+    ) -> Any:
         self.calls.append((args, request_ids))
+        self.traces.append(traces)
         if self.release is not None:
             await self.release.wait()
         if self.fail is not None:
@@ -135,7 +139,9 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
 
 async def test_batch_dim_tuple_joins_along_input_dim_and_splits_along_output_dim() -> None:
     class Transposing(Runner):
-        async def __call__(self, args: tuple[Any, ...], request_ids: tuple[str, ...]) -> Any:
+        async def __call__(
+            self, args: tuple[Any, ...], request_ids: tuple[str, ...], traces: tuple[Carrier, ...]
+        ) -> Any:
             self.calls.append((args, request_ids))
             return args[0].T * 10  # rows along dim 1 in, dim 0 out
 
@@ -153,7 +159,9 @@ async def test_batch_dim_tuple_joins_along_input_dim_and_splits_along_output_dim
 async def test_lists_are_joined_and_split_as_lists() -> None:
     calls: list[tuple[Any, ...]] = []
 
-    async def tag(args: tuple[Any, ...], request_ids: tuple[str, ...]) -> Any:
+    async def tag(
+        args: tuple[Any, ...], request_ids: tuple[str, ...], traces: tuple[Carrier, ...]
+    ) -> Any:
         calls.append(args)
         return [f"<{item}>" for item in args[0]]
 
@@ -181,3 +189,20 @@ async def test_a_call_that_can_never_be_queued_is_refused_before_it_is_sent() ->
     results = await asyncio.gather(*(c.call((rows(i, 1),), f"r{i}") for i in range(6)))
     assert [len(args[0]) for args, _ in runner.calls] == [4, 2]
     assert [int(r[0, 0]) for r in results] == [i * 10 for i in range(6)]
+
+
+async def test_each_callers_trace_context_reaches_the_shared_call_in_caller_order() -> None:
+    runner = Runner()
+    c = coalescer(runner)
+    traces = [(f"00-{i:032x}-{i:016x}-01", f"k=v{i}") for i in range(1, 4)]
+    await asyncio.gather(*(c.call((rows(i, 1),), f"r{i}", trace) for i, trace in enumerate(traces)))
+    await c.call((rows(0, 100),), "alone", traces[0])  # over max_rows: sent on its own
+    assert runner.traces == [tuple(traces), (traces[0],)]
+
+
+async def test_callers_that_do_not_trace_send_no_trace_context() -> None:
+    runner = Runner()
+    c = coalescer(runner)
+    await asyncio.gather(*(c.call((rows(i, 1),), f"r{i}") for i in range(3)))
+    await c.call((rows(0, 100),), "alone")
+    assert runner.traces == [(), ()]

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from kubento import contract
+from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
 from kubento._memory import Trimmer
 from kubento._remote.client import RemoteHandle
@@ -146,6 +146,7 @@ class APIEndpoint:
         self.budget = budget
         self.latency = metrics.latency.labels(api.name)
         self.requests = metrics.requests
+        self.tracing = _tracing.active()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -156,7 +157,11 @@ class APIEndpoint:
         bound(self.handles)
         started = time.perf_counter()
         deadline.set(time.monotonic() + self.request_timeout_s)
-        response = await call_api(self.api, request, self.budget, self.codec)
+        if self.tracing is None:
+            response = await call_api(self.api, request, self.budget, self.codec)
+        else:
+            handle = call_api(self.api, request, self.budget, self.codec)
+            response = await self.tracing.http(request, rid, handle)
         response.headers["x-request-id"] = rid
         # A refused body may still be on its way: read and drop the rest (bounded), so the
         # client gets to read the 413 instead of a connection reset (nginx's lingering close).
@@ -257,6 +262,7 @@ def build_app(
 ) -> Starlette:
     """Build the ASGI app; each runner gets a gRPC client's handle when the app starts."""
     require_targets(service, runner_map)
+    _tracing.start(service.name)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     clients = {name: runner.client(runner_map[name]) for name, runner in service.runners.items()}

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kubento import contract
+from kubento import _tracing, contract
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
-from kubento._remote.coalescing import Coalescer
+from kubento._remote.coalescing import Carrier, Coalescer
 from kubento._sdk.handles import deadline, request_id
 from kubento.batching import NeverFits
 from kubento.exceptions import (
@@ -46,6 +46,7 @@ from kubento.exceptions import (
 
 if TYPE_CHECKING:
     from kubento._sdk.runner import Runner
+    from kubento._tracing.spans import Tracing
 
 CALL_METHOD = "/kubento.runner.v1.Runner/Call"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -155,13 +156,18 @@ class RunnerClient:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def call(
-        self, method: str, args: tuple[Any, ...], request_ids: tuple[str, ...] | None = None
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        request_ids: tuple[str, ...] | None = None,
+        traces: tuple[Carrier, ...] = (),
     ) -> Any:
         """One gRPC call; `request_ids` (default: the current request's) are its callers.
 
         Its metadata carries one id: the caller's own, or for a call shared by several
         callers a fresh call id that each caller's error log line names, so no caller's id
         can grow or break a call it shares. Its deadline is what the request has left.
+        The callers' trace contexts (`traces`, when tracing) travel in the payload, one each.
         """
         self._ensure_channels()
         ids = request_ids if request_ids is not None else (request_id.get(),)
@@ -179,9 +185,9 @@ class RunnerClient:
         call = self._calls[await self._pick(min(self.connect_wait_s, timeout))]
         timeout = max(0.001, timeout - (time.monotonic() - started))
         if sum(getattr(arg, "nbytes", 0) for arg in args) > OFFLOAD_BYTES:
-            request = await asyncio.to_thread(_request, method, args)
+            request = await asyncio.to_thread(_request, method, args, traces)
         else:
-            request = _request(method, args)
+            request = _request(method, args, traces)
         try:
             response = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -237,10 +243,13 @@ class RunnerClient:
         self._health.clear()
 
 
-def _request(method: str, args: tuple[Any, ...]) -> bytes:
-    return pb.CallRequest(
-        method=method, args=[codec.encode(arg) for arg in args]
-    ).SerializeToString()
+def _request(method: str, args: tuple[Any, ...], traces: tuple[Carrier, ...]) -> bytes:
+    request = pb.CallRequest(method=method, args=[codec.encode(arg) for arg in args])
+    if traces:
+        request.callers.extend(
+            pb.TraceContext(traceparent=parent, tracestate=state) for parent, state in traces
+        )
+    return request.SerializeToString()
 
 
 class RemoteHandle:
@@ -261,6 +270,7 @@ class RemoteHandle:
     ) -> None:
         self.client = client
         self.loop = loop
+        self.tracing = _tracing.active()
         self.coalescers = {
             name: Coalescer(
                 functools.partial(client.call, name),
@@ -273,14 +283,29 @@ class RemoteHandle:
         }
 
     async def async_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        if self.tracing is not None:
+            return await self._traced_call(self.tracing, method, args)
         coalescer = self.coalescers.get(method)
         if coalescer is None:
             return await self.client.call(method, args)
         try:
             return await coalescer.call(args, request_id.get())
         except NeverFits as exc:
-            where = f"runner {self.client.name!r} method {method!r}"
-            raise BadInput(f"{where} rejected the input: {exc}") from None
+            raise self._refused(method, exc) from None
+
+    async def _traced_call(self, tracing: Tracing, method: str, args: tuple[Any, ...]) -> Any:
+        with tracing.call(self.client.name, method) as trace:
+            coalescer = self.coalescers.get(method)
+            if coalescer is None:
+                return await self.client.call(method, args, traces=(trace,))
+            try:
+                return await coalescer.call(args, request_id.get(), trace)
+            except NeverFits as exc:
+                raise self._refused(method, exc) from None
+
+    def _refused(self, method: str, exc: NeverFits) -> BadInput:
+        where = f"runner {self.client.name!r} method {method!r}"
+        return BadInput(f"{where} rejected the input: {exc}")
 
     def call(self, method: str, args: tuple[Any, ...]) -> Any:
         context = contextvars.copy_context()

@@ -26,8 +26,12 @@ from typing import Any
 
 from kubento.batching import check_fits, count_rows, join_rows, split_rows
 
-Send = Callable[[tuple[Any, ...], tuple[str, ...]], Awaitable[Any]]
-"""Makes one runner call: (arguments, request ids of the callers in it) -> result."""
+Carrier = tuple[str, str]
+"""A caller's W3C trace context: (traceparent, tracestate)."""
+
+Send = Callable[[tuple[Any, ...], tuple[str, ...], tuple[Carrier, ...]], Awaitable[Any]]
+"""Makes one runner call: (arguments, request ids of the callers in it, their trace
+contexts: one each when tracing, none when not) -> result."""
 
 Observe = Callable[[int], None]
 """Told how many callers each runner call carried."""
@@ -39,6 +43,7 @@ class _Group:
     args: list[tuple[Any, ...]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    traces: list[Carrier] = field(default_factory=list)
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
@@ -62,7 +67,9 @@ class Coalescer:
         self._flush_scheduled = False
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def call(self, args: tuple[Any, ...], request_id: str) -> Any:
+    async def call(
+        self, args: tuple[Any, ...], request_id: str, trace: Carrier | None = None
+    ) -> Any:
         try:
             rows, signature = count_rows(args, self.dim_in)
         except (TypeError, ValueError):
@@ -70,7 +77,7 @@ class Coalescer:
         check_fits(rows, self.max_queue)
         if signature is None or rows >= self.max_rows:
             self.observe(1)
-            return await self.send(args, (request_id,))
+            return await self.send(args, (request_id,), () if trace is None else (trace,))
         group = self._groups.get(signature)
         if group is not None and group.rows + rows > self.max_rows:
             self._launch(self._groups.pop(signature))
@@ -82,6 +89,8 @@ class Coalescer:
         group.args.append(args)
         group.sizes.append(rows)
         group.request_ids.append(request_id)
+        if trace is not None:
+            group.traces.append(trace)
         group.futures.append(future)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -103,13 +112,15 @@ class Coalescer:
         self.observe(len(group.futures))
         try:
             if len(group.args) == 1:
-                pieces = [await self.send(group.args[0], tuple(group.request_ids))]
+                pieces = [
+                    await self.send(group.args[0], tuple(group.request_ids), tuple(group.traces))
+                ]
             else:
                 joined = tuple(
                     join_rows([args[i] for args in group.args], self.dim_in)
                     for i in range(len(group.args[0]))
                 )
-                result = await self.send(joined, tuple(group.request_ids))
+                result = await self.send(joined, tuple(group.request_ids), tuple(group.traces))
                 pieces = split_rows(result, group.sizes, self.dim_out)
         except asyncio.CancelledError:
             for future in group.futures:

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pydantic_core
 
+from kubento import _tracing
 from kubento._sdk.handles import deadline, request_id
 from kubento._sdk.typed import to_wire
 from kubento.exceptions import (
@@ -49,6 +50,9 @@ class HTTPService:
         headers = {"content-type": "application/json"}
         if request_id.get():
             headers["x-request-id"] = request_id.get()
+        tracing = _tracing.active()
+        if tracing is not None:  # the other service's spans continue this request's trace
+            headers.update(tracing.headers())
         return f"{self.url}/{api.lstrip('/')}", body, headers
 
     @staticmethod

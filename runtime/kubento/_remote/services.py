@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubento._remote.client import RunnerClient
+from kubento._remote.coalescing import Carrier
 from kubento.exceptions import KubentoError
 
 
@@ -22,10 +23,14 @@ class ServiceClient(RunnerClient):
         self.service = service
 
     async def call(
-        self, method: str, args: tuple[Any, ...], request_ids: tuple[str, ...] | None = None
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        request_ids: tuple[str, ...] | None = None,
+        traces: tuple[Carrier, ...] = (),
     ) -> Any:
         try:
-            return await super().call(method, args, request_ids)
+            return await super().call(method, args, request_ids, traces)
         except KubentoError as error:
             where = f"service {self.service!r} method {method!r}"
             error.message = error.message.replace(

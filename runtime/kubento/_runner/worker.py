@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kubento import contract
+from kubento import _tracing, contract
 from kubento._memory import Trimmer
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
@@ -65,6 +65,7 @@ class RunnerWorker:
         self.dispatchers: list[Dispatcher] = []
         self.ready = False
         self.trimmer = Trimmer()
+        self.tracing = _tracing.start(runner.name)
 
     async def load(self) -> None:
         """Instantiate the runnable (off the event loop: model loads can be slow)."""
@@ -75,6 +76,8 @@ class RunnerWorker:
             call = fn if method.spec.is_async else self._on_model_thread(fn)
             if method.spec.batchable:
                 config = self.configs[name]
+                tracing = self.tracing
+                traced = None if tracing is None else tracing.dispatcher(self.runner.name, name)
                 dispatcher = Dispatcher(
                     call,
                     config,
@@ -82,6 +85,7 @@ class RunnerWorker:
                     name=self.runner.name,
                     method=name,
                     metrics=self.metrics,
+                    tracing=traced,
                 )
                 self.dispatchers.append(dispatcher)
                 self.methods[name] = _batched(dispatcher)
@@ -123,7 +127,11 @@ class RunnerWorker:
         deadline = time.monotonic() + remaining if remaining is not None else None
         request_deadline.set(deadline)  # what a dependency call made from here may use
         try:
-            result = await method(args, deadline)
+            if self.tracing is None:
+                result = await method(args, deadline)
+            else:
+                work = method(args, deadline)
+                result = await self.tracing.serve(self.runner.name, request, context, work)
             return pb.CallResponse(result=codec.encode(result))
         except Rejected as exc:
             code = (

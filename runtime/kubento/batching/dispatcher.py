@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -17,6 +17,9 @@ from kubento import contract
 from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded
 from kubento.batching.policy import Batch, BatchPolicy, Part, Request
 from kubento.batching.rows import count_rows, join_rows, split_rows, take_rows
+
+if TYPE_CHECKING:
+    from kubento._tracing.spans import DispatchTracing
 
 _LABELS = ("runner", "method")
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -99,7 +102,8 @@ class Dispatcher:
     concatenated along `batch_dim[0]`, or lists) and returning the batched
     output (an array or list split along `batch_dim[1]`, or a tuple of them).
     Each caller gets exactly its own rows back, or the exception of the batch
-    its rows ran in.
+    its rows ran in. With `tracing` (None when the process does not trace), each call's
+    queue wait, each batch and each model call become spans.
     """
 
     def __init__(
@@ -112,8 +116,10 @@ class Dispatcher:
         method: str = "",
         metrics: DispatcherMetrics | None = None,
         timer: Timer | None = None,
+        tracing: DispatchTracing | None = None,
     ) -> None:
-        self._fn = fn
+        self._fn = fn if tracing is None else tracing.model(fn)
+        self._tracing = tracing
         self._in_dim, self._out_dim = batch_dim
         self._timer_source = timer or LoopTimer()
         self._clock = self._timer_source.now
@@ -156,6 +162,8 @@ class Dispatcher:
             raise
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         request.future = future
+        if self._tracing is not None:
+            self._tracing.admitted(request)
         self._kick()
         try:
             return await future
@@ -220,7 +228,10 @@ class Dispatcher:
         for part in batch.parts:
             if part.start == 0:
                 self._queue_wait.observe(batch.started - part.request.enqueued)
-        task = asyncio.get_running_loop().create_task(self._run(batch))
+        run = self._run(batch)
+        if self._tracing is not None:
+            run = self._tracing.batch(batch, self._clock(), run)
+        task = asyncio.get_running_loop().create_task(run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

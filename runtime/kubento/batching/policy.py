@@ -52,6 +52,7 @@ class Request:
         "pieces",
         "rows",
         "signature",
+        "span",
         "taken",
     )
 
@@ -75,6 +76,8 @@ class Request:
         self.future: asyncio.Future[Any] | None = None
         self.pieces: list[tuple[int, Any]] = []
         self.done_rows = 0
+        self.span: Any = None
+        """The span context the call was submitted in, when the dispatcher traces."""
 
     def __repr__(self) -> str:
         return f"<Request rows={self.rows} taken={self.taken} dropped={self.dropped}>"
