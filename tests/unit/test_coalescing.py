@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubento._remote.coalescing import Carrier, Coalescer
+from kubento._remote.coalescing import Coalescer
+from kubento._tracing import Carrier
 from kubento.batching import NeverFits
 from kubento.exceptions import RunnerOverloaded
 

@@ -103,6 +103,19 @@ def test_tracing_is_on_only_with_an_endpoint_and_the_sdk_enabled(
     assert _tracing.configured(env) is on
 
 
+def test_an_endpoint_without_the_tracing_packages_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "kubento._tracing.spans")
+    monkeypatch.setattr(_tracing, "_started", False)
+    with pytest.raises(
+        RuntimeError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT is set.*kubento\[tracing\]"
+    ):
+        _tracing.start("clf")
+
+
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 SPAN_ID = "b7ad6b7169203331"
 
@@ -260,3 +273,19 @@ async def test_a_model_error_marks_the_model_span() -> None:
     (model_span,) = named(exporter.get_finished_spans(), "model clf/predict")
     assert not model_span.status.is_ok
     assert model_span.events and model_span.events[0].name == "exception"
+
+
+def test_a_call_to_an_http_dependency_carries_the_current_span_as_traceparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubento._remote.http import HTTPService
+
+    found, _ = tracing()
+    other = HTTPService("http://other-api:3000")
+    monkeypatch.setattr(_tracing, "_tracing", None)
+    assert "traceparent" not in other._request("predict", {})[2]
+    monkeypatch.setattr(_tracing, "_tracing", found)
+    with found.tracer.start_as_current_span("handler") as span:
+        headers = other._request("predict", {})[2]
+    sent = parse([headers["traceparent"]])
+    assert sent is not None and sent.span_id == span.get_span_context().span_id

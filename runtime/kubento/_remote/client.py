@@ -32,8 +32,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubento import _tracing, contract
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
-from kubento._remote.coalescing import Carrier, Coalescer
+from kubento._remote.coalescing import Coalescer
 from kubento._sdk.handles import deadline, request_id
+from kubento._tracing import Carrier
 from kubento.batching import NeverFits
 from kubento.exceptions import (
     BadInput,

@@ -24,10 +24,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubento._tracing import Carrier
 from kubento.batching import check_fits, count_rows, join_rows, split_rows
-
-Carrier = tuple[str, str]
-"""A caller's W3C trace context: (traceparent, tracestate)."""
 
 Send = Callable[[tuple[Any, ...], tuple[str, ...], tuple[Carrier, ...]], Awaitable[Any]]
 """Makes one runner call: (arguments, request ids of the callers in it, their trace

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubento._remote.client import RunnerClient
-from kubento._remote.coalescing import Carrier
+from kubento._tracing import Carrier
 from kubento.exceptions import KubentoError
 
 

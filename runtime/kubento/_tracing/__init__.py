@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kubento._tracing.spans import Tracing
 
+Carrier = tuple[str, str]
+"""A caller's W3C trace context as it travels to a worker: (traceparent, tracestate)."""
+
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 """Either turns tracing on (the first one wins for traces, as in the SDK)."""
 

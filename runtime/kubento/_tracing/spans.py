@@ -36,6 +36,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kubento import contract
+from kubento._tracing import Carrier
 
 if TYPE_CHECKING:
     import grpc
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 W3C = TraceContextTextMapPropagator()
 RPC_SERVICE = "kubento.runner.v1.Runner"
-Carrier = tuple[str, str]
-"""A caller's W3C trace context as it travels: (traceparent, tracestate)."""
 
 
 def parse(traceparent: Sequence[str], tracestate: Sequence[str] = ()) -> trace.SpanContext | None:
