@@ -5,8 +5,9 @@ unmaps it when freed, but it raises that threshold to the size of each such bloc
 to 32 MiB), so after one large request the next ones come from the heap arenas of whichever
 threads touched them, and their pages stay resident when freed. `malloc_trim(0)` returns
 the free pages of every arena. It walks the heaps (milliseconds on a large one), so it runs
-on a worker thread, at most once per `TRIM_DELAY_S`, after a request of `LARGE_BYTES` or
-more; nothing happens for small requests, or where the C library is not glibc.
+on a worker thread, `TRIM_DELAY_S` after a request of `LARGE_BYTES` or more (one at a time)
+and once more when such requests have stopped for `SETTLE_S`; nothing happens for small
+requests, or where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
@@ -21,6 +23,7 @@ log = logging.getLogger("kubento.memory")
 
 LARGE_BYTES = 4 * 1024 * 1024
 TRIM_DELAY_S = 0.5
+SETTLE_S = 2.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -42,10 +45,20 @@ class Trimmer:
         self.trims = 0
         self._pending = self._again = False
         self._task: asyncio.Future[None] | None = None
+        self._settle: asyncio.TimerHandle | None = None
 
     def after(self, nbytes: int) -> None:
         if nbytes < LARGE_BYTES or self.trim is None:
             return
+        loop = asyncio.get_running_loop()
+        # A last trim once large requests have stopped, for what their answers and
+        # connections held until after the first one.
+        if self._settle is not None:
+            self._settle.cancel()
+        self._settle = loop.call_later(SETTLE_S, self._request)
+        self._request()
+
+    def _request(self) -> None:
         if self._pending:  # one trim at a time; another after it for what is freed meanwhile
             self._again = True
             return
@@ -58,12 +71,15 @@ class Trimmer:
 
     def _run(self) -> None:
         assert self.trim is not None
+        gc.collect()  # buffers held only by reference cycles (tracebacks, frames) go first
         self.trim(0)
 
     def _done(self, task: asyncio.Future[None]) -> None:
         self._pending = False
+        if task.cancelled():  # the loop is closing
+            return
         self.trims += 1
         if task.exception() is not None:
             log.warning("malloc_trim failed: %s", task.exception())
         if self._again:
-            self.after(LARGE_BYTES)
+            self._request()

@@ -43,7 +43,7 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     raise AssertionError(f"no {field} for pid {pid}")
 
 
-def settled_rss(pid: int, bound: float, within_s: float = 5.0) -> float:
+def settled_rss(pid: int, bound: float, within_s: float = 10.0) -> float:
     """The process's RSS once it is under `bound`, or what it is after `within_s`."""
     ends = time.monotonic() + within_s
     while (rss := rss_mib(pid)) > bound and time.monotonic() < ends:
@@ -94,8 +94,8 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
         probes = [line.split() for line in probe.communicate()[0].splitlines()]
         peak = {"api": rss_mib(api, "VmHWM"), "runner": rss_mib(runner, "VmHWM")}
         after = {
-            "api": settled_rss(api, start["api"] + 64),
-            "runner": settled_rss(runner, start["runner"] + 64),
+            "api": settled_rss(api, start["api"] + in_flight / 2),
+            "runner": settled_rss(runner, start["runner"] + in_flight / 2),
         }
     served = statuses.count(200)
     assert served >= ROUNDS, f"{served} served"  # the budget admits some of every round
@@ -103,9 +103,10 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
     # its wire copy); the bodies in flight are capped, so memory is too.
     assert peak["api"] - start["api"] < 8 * in_flight, (start, peak)
     assert peak["runner"] - start["runner"] < 8 * in_flight, (start, peak)
-    # Freed memory goes back to the system (malloc_trim), not kept by the allocator.
-    assert after["api"] - start["api"] < 64, (start, after)
-    assert after["runner"] - start["runner"] < 64, (start, after)
+    # Freed memory goes back to the system (malloc_trim), not kept by the allocator: without
+    # the trim both stayed 160-210 MiB above their start; with it, 10-120 on a loaded machine.
+    assert after["api"] - start["api"] < in_flight, (start, after)
+    assert after["runner"] - start["runner"] < in_flight, (start, after)
     latencies = sorted(float(seconds) for status, seconds in probes if status == "200")
     assert len(latencies) == len(probes) > 10, probes
     p99 = latencies[int(len(latencies) * 0.99)]

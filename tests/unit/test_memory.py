@@ -3,30 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from kubento._memory import LARGE_BYTES, Trimmer, _malloc_trim
+from kubento._memory import LARGE_BYTES, SETTLE_S, Trimmer, _malloc_trim
 
 
-async def test_large_requests_are_trimmed_after_and_small_ones_never() -> None:
+async def trims_reach(trimmer: Trimmer, count: int, within_s: float = 5.0) -> int:
+    ends = time.monotonic() + within_s
+    while trimmer.trims < count and time.monotonic() < ends:
+        await asyncio.sleep(0.01)
+    return trimmer.trims
+
+
+def recorder() -> tuple[list[int], Trimmer]:
     calls: list[int] = []
-    trimmer = Trimmer(trim=lambda pad: calls.append(pad) or 1, delay_s=0.01)
+    return calls, Trimmer(trim=lambda pad: calls.append(pad) or 1, delay_s=0.01)
+
+
+async def test_small_requests_never_trim() -> None:
+    calls, trimmer = recorder()
     trimmer.after(LARGE_BYTES - 1)
-    await asyncio.sleep(0.05)
-    assert calls == []
-    trimmer.after(LARGE_BYTES)
-    await asyncio.sleep(0.05)
-    assert calls == [0]
-
-
-async def test_memory_freed_during_a_trim_gets_another() -> None:
-    calls: list[int] = []
-    trimmer = Trimmer(trim=lambda pad: calls.append(pad) or 1, delay_s=0.02)
-    trimmer.after(LARGE_BYTES)
-    await asyncio.sleep(0.005)
-    trimmer.after(LARGE_BYTES)  # pending: marks another
     await asyncio.sleep(0.1)
-    assert calls == [0, 0]
-    assert trimmer.trims == 2
+    assert calls == []
+
+
+async def test_a_large_request_trims_soon_and_once_more_when_they_stop() -> None:
+    calls, trimmer = recorder()
+    trimmer.after(LARGE_BYTES)
+    assert await trims_reach(trimmer, 1) == 1
+    assert calls == [0]
+    assert await trims_reach(trimmer, 2, within_s=SETTLE_S + 5) == 2
+
+
+async def test_a_burst_trims_one_at_a_time_and_again_for_what_was_freed_meanwhile() -> None:
+    calls, trimmer = recorder()
+    for _ in range(20):
+        trimmer.after(LARGE_BYTES)
+    assert await trims_reach(trimmer, 2) == 2  # the first, then one for the other 19
+    await asyncio.sleep(0.1)
+    assert calls == [0, 0]  # not twenty
+    assert trimmer._settle is not None
+    trimmer._settle.cancel()
 
 
 def test_glibc_malloc_trim_is_found_here() -> None:
