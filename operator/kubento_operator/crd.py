@@ -230,7 +230,10 @@ def knob_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for knob in contract.BATCHING_KNOBS:
-        default = "none" if knob.default is None else f"{knob.default:,}"
+        if knob.default is None:
+            default = "none"
+        else:
+            default = f"`{knob.default}`" if isinstance(knob.default, str) else f"{knob.default:,}"
         rows.append(
             f"| `{knob.name}` | `{knob.field}` | `{knob.env}` | {default} | {knob.allowed} "
             f"| {knob.description} |"

@@ -455,8 +455,42 @@ class _BatchingRule(Model):
         return self
 
 
+def _knob_with_words(knob: contract.Knob) -> Any:
+    """The spec field of a knob that also takes words (`maxConcurrency: auto`): an
+    int-or-string, its range and words checked by CEL in the API server and by the knob
+    table here."""
+
+    def check(value: object) -> object:
+        if value is None:
+            return None
+        try:
+            return knob.check(value, what=knob.field)
+        except TypeError as exc:  # pydantic reports ValueErrors, with the field's path
+            raise ValueError(str(exc)) from None
+
+    words = ", ".join(f"'{word}'" for word in knob.words)
+    numbers = f"self >= {knob.minimum}"
+    if knob.maximum is not None:
+        numbers += f" && self <= {knob.maximum}"
+    schema = {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "x-kubernetes-int-or-string": True,
+        "description": crd_words(knob.description),
+        "x-kubernetes-validations": [
+            {
+                "rule": f"type(self) == int ? ({numbers}) : self in [{words}]",
+                "message": f"{knob.field} must be {knob.must_be}",
+            }
+        ],
+    }
+    kind = Annotated[int | str | None, BeforeValidator(check), WithJsonSchema(schema)]
+    return (kind, Field(default=None, alias=knob.field))
+
+
 def _knob_field(knob: contract.Knob) -> Any:
     """The spec field of one batching knob: bounds and description from the knob table."""
+    if knob.words:
+        return _knob_with_words(knob)
     # The CRD takes whole numbers (durations in milliseconds): an exclusive minimum of 0 is 1.
     lowest = knob.minimum + 1 if knob.exclusive_minimum else knob.minimum
     field = Field(

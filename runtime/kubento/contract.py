@@ -174,7 +174,7 @@ class Knob:
     """Python name (`method_configs` key, BatchingConfig field)."""
     type: type[int] | type[float]
     """int, or float for durations (which also accept ints; env and CRD take integers)."""
-    default: int | None
+    default: int | str | None
     """What a method gets when nothing sets the knob; None means no limit."""
     minimum: int
     maximum: int | None
@@ -182,6 +182,8 @@ class Knob:
     """One or two sentences for the CRD, the README and error messages."""
     exclusive_minimum: bool = False
     """The value must be above `minimum`, not equal to it (durations: > 0)."""
+    words: tuple[str, ...] = ()
+    """Values besides numbers the knob also takes (`max_concurrency="auto"`)."""
 
     @property
     def env(self) -> str:
@@ -198,12 +200,13 @@ class Knob:
     def allowed(self) -> str:
         """The allowed range, as error messages say it."""
         if self.maximum is None:
-            return f"{'>' if self.exclusive_minimum else '>='} {self.minimum}"
-        return f"{self.minimum}..{self.maximum}"
+            numbers = f"{'>' if self.exclusive_minimum else '>='} {self.minimum}"
+        else:
+            numbers = f"{self.minimum}..{self.maximum}"
+        return " or ".join([numbers, *(f'"{word}"' for word in self.words)])
 
     @property
-    def must_be(self) -> str:
-        """What a value must be, as error messages say it: "a positive integer"."""
+    def _numbers(self) -> str:
         kind = "an integer" if self.type is int else "a number"
         if self.maximum is not None:
             return f"{kind} from {self.minimum} to {self.maximum}"
@@ -213,9 +216,16 @@ class Knob:
             return "a positive integer"
         return f"{kind} {self.allowed}"
 
-    def check(self, value: object, *, what: str | None = None) -> int | float:
+    @property
+    def must_be(self) -> str:
+        """What a value must be, as error messages say it: "a positive integer"."""
+        return " or ".join([self._numbers, *(f'"{word}"' for word in self.words)])
+
+    def check(self, value: object, *, what: str | None = None) -> int | float | str:
         """`value` when it is allowed for this knob; otherwise an error naming knob and range."""
         label = what or self.name
+        if isinstance(value, str) and value in self.words:
+            return value
         wrong_type = not isinstance(value, int) if self.type is int else False
         if isinstance(value, bool) or not isinstance(value, int | float) or wrong_type:
             raise TypeError(f"{label} must be {self.must_be}, got {value!r}")
@@ -224,6 +234,9 @@ class Knob:
             raise ValueError(f"{label} must be {self.must_be}, got {value!r}")
         return value
 
+
+AUTO = "auto"
+"""`max_concurrency="auto"`: the runner finds the number itself (`kubento.batching.lanes`)."""
 
 BATCHING_KNOBS: tuple[Knob, ...] = (
     Knob(
@@ -285,13 +298,17 @@ BATCHING_KNOBS: tuple[Knob, ...] = (
     Knob(
         "max_concurrency",
         int,
-        default=1,
+        default=AUTO,
         minimum=1,
         maximum=64,
         description=(
             "Batches of one method that may run at once per worker, each on its own model "
-            "thread (more than 1 helps only models that release the GIL, such as numpy or torch)."
+            "thread (more than 1 helps only models that release the GIL, such as numpy or "
+            'torch). "auto": start with 1 and add a batch (up to the worker\'s CPU share, for '
+            "a runnable that SUPPORTS_CPU_MULTI_THREADING) only while measurement shows it "
+            "raises rows per second."
         ),
+        words=(AUTO,),
     ),
 )
 KNOBS: Mapping[str, Knob] = {knob.name: knob for knob in BATCHING_KNOBS}
@@ -299,7 +316,7 @@ QUEUE_HOLDS_A_BATCH = "max_queue_size must be 0 (unbounded) or at least max_batc
 """The one rule between knobs: API servers send up to max_batch_size callers' rows at once."""
 
 
-def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, int | float]:
+def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, int | float | str]:
     """Validate a mapping of knob name -> value (None values are dropped) and the rule between
     knobs; `what` prefixes error messages (for example "runner 'clf': method_configs['predict']").
     """
@@ -315,7 +332,7 @@ def check_knobs(values: Mapping[str, object], *, what: str = "") -> dict[str, in
         if value is not None
     }
     queue, batch = checked.get("max_queue_size"), checked.get("max_batch_size")
-    if queue is not None and batch is not None and 0 < queue < batch:
+    if isinstance(queue, int) and isinstance(batch, int) and 0 < queue < batch:
         raise ValueError(
             f"{what + ': ' if what else ''}max_queue_size ({queue}) is smaller than "
             f"max_batch_size ({batch}): {QUEUE_HOLDS_A_BATCH}"
@@ -329,10 +346,12 @@ class BatchingOverrides:
 
     __slots__ = ("values",)
 
-    def __init__(self, **values: int | float | None) -> None:
-        self.values: Mapping[str, int | float] = check_knobs(values, what="batching overrides")
+    def __init__(self, **values: int | float | str | None) -> None:
+        self.values: Mapping[str, int | float | str] = check_knobs(
+            values, what="batching overrides"
+        )
 
-    def __getattr__(self, name: str) -> int | float | None:
+    def __getattr__(self, name: str) -> int | float | str | None:
         if name in KNOBS:
             return self.values.get(name)
         raise AttributeError(name)
@@ -352,13 +371,13 @@ class BatchingOverrides:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BatchingOverrides:
-        values: dict[str, int | float] = {}
+        values: dict[str, int | float | str] = {}
         for knob in BATCHING_KNOBS:
             raw = env.get(knob.env)
             if raw is None or raw == "":
                 continue
             try:
-                values[knob.name] = knob.check(int(raw))
+                values[knob.name] = knob.check(raw if raw in knob.words else int(raw))
             except ValueError:
                 raise ValueError(f"{knob.env}={raw!r} must be {knob.must_be}") from None
         try:
@@ -402,7 +421,9 @@ def batching_overrides_for(name: str, env: Mapping[str, str]) -> BatchingOverrid
         raise ValueError(f"{ENV_RUNNER_BATCHING}[{name!r}]: {exc}") from None
 
 
-def _env_number(value: int | float) -> str:
+def _env_number(value: int | float | str) -> str:
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else str(value)
 
 

@@ -196,3 +196,12 @@ def test_arrival_rate_counts_rows_in_the_trailing_window() -> None:
     assert rate.rate(10.06) == pytest.approx(100)
     assert rate.rate(10.12) == pytest.approx(50)
     assert rate.rate(10.3) == 0
+
+
+def test_max_concurrency_auto_comes_from_the_environment_and_other_words_do_not() -> None:
+    overrides = BatchingOverrides.from_env({"KUBENTO_MAX_CONCURRENCY": "auto"})
+    assert overrides == BatchingOverrides(max_concurrency="auto")
+    assert overrides.to_env() == {"KUBENTO_MAX_CONCURRENCY": "auto"}
+    message = "KUBENTO_MAX_CONCURRENCY='fast' must be an integer from 1 to 64 or \"auto\""
+    with pytest.raises(ValueError, match=message):
+        BatchingOverrides.from_env({"KUBENTO_MAX_CONCURRENCY": "fast"})

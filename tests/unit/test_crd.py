@@ -163,6 +163,12 @@ def test_batching_field_descriptions_and_bounds_derive_from_the_knob_table(
 ) -> None:
     node = batching_schema()["properties"][knob.field]
     assert node["description"] == " ".join(spec.crd_words(knob.description).split())
+    if knob.words:  # int-or-string: the range and the words are one CEL rule
+        assert node["x-kubernetes-int-or-string"] is True
+        (rule,) = node["x-kubernetes-validations"]
+        assert f"self >= {knob.minimum} && self <= {knob.maximum}" in rule["rule"]
+        assert all(f"'{word}'" in rule["rule"] for word in knob.words)
+        return
     assert node["type"] == "integer"
     assert node["minimum"] == knob.minimum + (1 if knob.exclusive_minimum else 0)
     assert node.get("maximum") == knob.maximum

@@ -250,3 +250,13 @@ def test_request_ids_are_bounded_and_of_a_safe_alphabet() -> None:
     assert contract.valid_request_id("a" * 128)
     for bad in ("", "a" * 129, "bad\tid", "with space", "k=v x=y", "ünïcode", "a\nb"):
         assert not contract.valid_request_id(bad), bad
+
+
+def test_max_concurrency_is_auto_by_default_and_takes_no_other_word() -> None:
+    assert kubento.Runner(Doubler).concurrency() == "auto"
+    explicit = kubento.Runner(Doubler, method_configs={"double": {"max_concurrency": 2}})
+    assert explicit.concurrency() == 2
+    with pytest.raises(
+        TypeError, match=r"max_concurrency must be an integer from 1 to 64 or \"auto\", got 'max'"
+    ):
+        kubento.Runner(Doubler, method_configs={"double": {"max_concurrency": "max"}})

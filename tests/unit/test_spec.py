@@ -218,3 +218,13 @@ def test_a_batching_knob_above_its_tables_maximum_is_named() -> None:
     assert knob.maximum is not None
     error = error_of(minimal(runners=[{"name": "r", "batching": {knob.field: knob.maximum + 1}}]))
     assert error.field == "spec.runners[0].batching.maxConcurrency"
+
+
+def test_max_concurrency_takes_auto_or_a_number_in_range_and_names_anything_else() -> None:
+    field = contract.KNOBS["max_concurrency"].field
+    for value in ("auto", 3):
+        runner = spec.parse(minimal(runners=[{"name": "r", "batching": {field: value}}]))
+        assert runner.spec.runners[0].batching.max_concurrency == value  # type: ignore[union-attr]
+    error = error_of(minimal(runners=[{"name": "r", "batching": {field: "fast"}}]))
+    assert error.field == f"spec.runners[0].batching.{field}"
+    assert 'must be an integer from 1 to 64 or "auto"' in error.message

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kubento._sdk.handles import Handle, LocalHandle, Unbound, lookup
 from kubento._sdk.runnable import MethodSpec, Runnable
 from kubento.batching.config import BatchingConfig
-from kubento.contract import check_knobs, check_name
+from kubento.contract import AUTO, check_knobs, check_name
 
 if TYPE_CHECKING:
     from kubento.contract import BatchingOverrides
@@ -150,10 +150,21 @@ class Runner:
                 configs[name] = config.with_overrides(overrides) if overrides else config
         return configs
 
-    def model_threads(self, overrides: BatchingOverrides | None = None) -> int:
-        """Model calls that may run at once in one worker: the largest max_concurrency."""
+    def concurrency(self, overrides: BatchingOverrides | None = None) -> int | str:
+        """The largest max_concurrency of the batchable methods; "auto" when one has it."""
+        values = [config.max_concurrency for config in self.batching_configs(overrides).values()]
+        if AUTO in values:
+            return AUTO
+        return max((int(value) for value in values), default=1)
+
+    def model_threads(self, overrides: BatchingOverrides | None = None, auto: int = 1) -> int:
+        """Model calls that may run at once in one worker: the largest max_concurrency,
+        counting `auto` (the worker's lane bound) for a method under "auto"."""
         configs = self.batching_configs(overrides).values()
-        return max((config.max_concurrency for config in configs), default=1)
+        return max(
+            (auto if c.max_concurrency == AUTO else int(c.max_concurrency) for c in configs),
+            default=1,
+        )
 
     def create_runnable(self) -> Runnable:
         return self.runnable_class(**self.runnable_init_params)

@@ -19,9 +19,10 @@ class BatchingConfig:
     max_batch_size: int = cast(int, KNOBS["max_batch_size"].default)
     max_latency_ms: float = cast(float, KNOBS["max_latency_ms"].default)
     max_queue_size: int = cast(int, KNOBS["max_queue_size"].default)
-    timeout_ms: float | None = KNOBS["timeout_ms"].default
-    max_queue_wait_ms: float | None = KNOBS["max_queue_wait_ms"].default
-    max_concurrency: int = cast(int, KNOBS["max_concurrency"].default)
+    timeout_ms: float | None = cast(float | None, KNOBS["timeout_ms"].default)
+    max_queue_wait_ms: float | None = cast(float | None, KNOBS["max_queue_wait_ms"].default)
+    max_concurrency: int | str = cast(int | str, KNOBS["max_concurrency"].default)
+    """A number of lanes, or "auto" (`kubento.batching.lanes`)."""
 
     def __post_init__(self) -> None:
         check_knobs({knob.name: getattr(self, knob.name) for knob in fields(self)})

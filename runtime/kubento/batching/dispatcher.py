@@ -7,6 +7,7 @@ its `BatchPolicy`. Time comes from an injected `Timer` so tests run on a fake cl
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,11 +16,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from kubento import contract
 from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded
+from kubento.batching.lanes import LaneChange
 from kubento.batching.policy import Batch, BatchPolicy, Part, Request
 from kubento.batching.rows import count_rows, join_rows, split_rows, take_rows
 
 if TYPE_CHECKING:
     from kubento._tracing.spans import DispatchTracing
+
+log = logging.getLogger("kubento.batching")
 
 _LABELS = ("runner", "method")
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -104,6 +108,8 @@ class Dispatcher:
     Each caller gets exactly its own rows back, or the exception of the batch
     its rows ran in. With `tracing` (None when the process does not trace), each call's
     queue wait, each batch and each model call become spans.
+    `lane_bound`: the model threads `fn` may use at once, the most lanes
+    `max_concurrency="auto"` may choose.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class Dispatcher:
         metrics: DispatcherMetrics | None = None,
         timer: Timer | None = None,
         tracing: DispatchTracing | None = None,
+        lane_bound: int = 1,
     ) -> None:
         self._fn = fn if tracing is None else tracing.model(fn)
         self._tracing = tracing
@@ -126,7 +133,16 @@ class Dispatcher:
         if isinstance(config, BatchPolicy):
             self.policy = config
         else:
-            self.policy = BatchPolicy(config, clock=self._clock)
+            self.policy = BatchPolicy(config, clock=self._clock, lane_bound=lane_bound)
+        self._name, self._method = name, method
+        tuner = self.policy.tuner
+        if tuner is not None:
+            log.info(
+                "runner=%s method=%s event=lanes lanes=1 max_concurrency=auto bound=%d",
+                name,
+                method,
+                tuner.bound,
+            )
         self._drive_pending = False
         self._timer: asyncio.Handle | None = None
         self._timer_at: float | None = None
@@ -265,12 +281,33 @@ class Dispatcher:
                 self._fail(part.request, None)
             raise
         else:
-            self.policy.finish(batch, duration)
+            change = self.policy.finish(batch, duration)
+            if change is not None:
+                self._log_lanes(change)
             self._batch_duration.observe(duration)
             for part, piece in zip(parts, pieces, strict=True):
                 self._deliver(part, piece)
         finally:
             self._kick()
+
+    def _log_lanes(self, change: LaneChange) -> None:
+        """The lane count the runner settles on is logged once per change; probes (and the
+        probes undone) only at debug level."""
+        level = logging.INFO if change.settled else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        compared = "" if change.compared_to is None else f" vs_rows_per_s={change.compared_to:.0f}"
+        log.log(
+            level,
+            "runner=%s method=%s event=lanes lanes=%d was=%d decision=%s rows_per_s=%.0f%s",
+            self._name,
+            self._method,
+            change.lanes,
+            change.was,
+            change.kind,
+            change.rows_per_s,
+            compared,
+        )
 
     def _deliver(self, part: Part, piece: Any) -> None:
         request = part.request

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubento.batching.config import BatchingConfig, DeadlineUnmeetable, Overloaded, check_fits
+from kubento.batching.lanes import LaneChange, LaneTuner
 from kubento.batching.latency import ArrivalRate, LatencyModel
+from kubento.contract import AUTO
 
 if TYPE_CHECKING:
     import asyncio
@@ -120,8 +122,9 @@ class BatchPolicy:
 
     FIFO: rows leave the queue in arrival order; a batch takes the longest run
     of compatible rows from the head (splitting a request across batches when
-    it does not fit), and never skips ahead. Up to `max_concurrency` batches
-    run at once (one by default: one model thread).
+    it does not fit), and never skips ahead. Up to `lanes` batches run at once:
+    `max_concurrency`, or under "auto" what its `LaneTuner` measured best, between
+    1 and `lane_bound` (the model threads the worker has).
     """
 
     def __init__(
@@ -130,11 +133,19 @@ class BatchPolicy:
         *,
         clock: Clock = time.monotonic,
         latency: LatencyModel | None = None,
+        lane_bound: int = 1,
     ) -> None:
         self.config = config
         self.clock = clock
         self.latency = latency or LatencyModel(config.max_batch_size)
         self.arrivals = ArrivalRate()
+        self.tuner: LaneTuner | None = None
+        if config.max_concurrency == AUTO:
+            self.lanes = 1
+            if lane_bound > 1:
+                self.tuner = LaneTuner(lane_bound, clock())
+        else:
+            self.lanes = int(config.max_concurrency)
         self.queued_rows = 0
         self.in_flight: list[Batch] = []
         self.closing = False
@@ -216,11 +227,18 @@ class BatchPolicy:
         self.queued_rows -= remaining
         return remaining > 0
 
-    def finish(self, batch: Batch, duration: float | None) -> None:
-        """A batch returned; `duration` is its model time, None if it failed."""
+    def finish(self, batch: Batch, duration: float | None) -> LaneChange | None:
+        """A batch returned; `duration` is its model time, None if it failed. Under
+        "auto", the lane count it changed to, if it did."""
         self.in_flight.remove(batch)
-        if duration is not None:
-            self.latency.observe(batch.size, duration)
+        if duration is None:
+            return None
+        self.latency.observe(batch.size, duration)
+        if self.tuner is None:
+            return None
+        change = self.tuner.finished(self.clock(), batch.size, self.queued_rows > 0)
+        self.lanes = self.tuner.lanes
+        return change
 
     def close(self) -> None:
         """Admit nothing more and stop waiting for rows: drain the queue."""
@@ -235,7 +253,7 @@ class BatchPolicy:
     def decide(self) -> Decision:
         now = self.clock()
         decision = Decision()
-        if len(self.in_flight) >= self.config.max_concurrency or self.queued_rows == 0:
+        if len(self.in_flight) >= self.lanes or self.queued_rows == 0:
             return decision
         self._expire_head(now, decision.expired)
         if self.queued_rows == 0:
@@ -335,7 +353,7 @@ class BatchPolicy:
         lanes = sorted(
             max(now, batch.started + (model.predict(batch.size) or 0.0)) for batch in self.in_flight
         )
-        lanes = [now] * (self.config.max_concurrency - len(lanes)) + lanes
+        lanes = [now] * max(0, self.lanes - len(lanes)) + lanes
         size = self.config.max_batch_size
         first = self.queued_rows // size
         last = (self.queued_rows + rows - 1) // size
@@ -354,7 +372,7 @@ class BatchPolicy:
         if full is None:
             return None
         batches = -(-rows // self.config.max_batch_size)
-        return -(-batches // self.config.max_concurrency) * full
+        return -(-batches // self.lanes) * full
 
     # queue bookkeeping
 
