@@ -195,8 +195,8 @@ def _api(service: object, args: argparse.Namespace) -> int:
 
 
 def _runner(service: object, args: argparse.Namespace) -> int:
-    from kubento._runner import gpus, nvml
-    from kubento._runner.processes import run_workers, thread_env
+    from kubento._runner import cpus, gpus, nvml
+    from kubento._runner.processes import run_workers
     from kubento._runner.worker import serve_runner
     from kubento._sdk.service import Service
 
@@ -208,8 +208,10 @@ def _runner(service: object, args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     overrides = contract.BatchingOverrides.from_env(os.environ)
-    multi_threaded = runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING
-    concurrency = runner.model_threads(overrides)
+    share = max(1, cpus.available_cpus().count // args.workers)
+    budget = cpus.plan(
+        runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING, runner.concurrency(overrides), share
+    )
     devices = gpus.worker_envs(
         runner.runnable_class.SUPPORTED_RESOURCES, args.workers, os.environ, nvml.device_count
     )
@@ -229,11 +231,10 @@ def _runner(service: object, args: argparse.Namespace) -> int:
         return run_workers(
             argv_for,
             args.workers,
-            supports_cpu_multi_threading=multi_threaded,
-            concurrency=concurrency,
+            budget=budget,
             worker_envs=devices,
         )
-    threads = thread_env(multi_threaded, concurrency)
+    threads = cpus.thread_env(budget)
     if devices[0] and os.environ.get(gpus.CUDA) != devices[0][gpus.CUDA]:
         threads |= devices[0]
     if threads:

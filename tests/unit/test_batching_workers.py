@@ -1,4 +1,5 @@
-"""`--workers N` and max_concurrency: thread budget, the worker supervisor, model threads."""
+"""`--workers N` and max_concurrency: the worker supervisor, model threads (the thread
+budget itself: test_cpus.py)."""
 
 from __future__ import annotations
 
@@ -13,44 +14,17 @@ from typing import ClassVar
 import numpy as np
 
 import kubento
-from kubento._runner.processes import ENV_WORKER_INDEX, available_cpus, run_workers, thread_env
+from kubento._runner.cpus import ENV_WORKER_CPUS, plan, thread_env
+from kubento._runner.processes import ENV_WORKER_INDEX, run_workers
 from kubento._runner.worker import RunnerWorker
 from kubento.contract import BatchingOverrides
-
-
-def test_a_multi_threaded_runnable_shares_the_cpus_between_workers() -> None:
-    env = thread_env(True, model_threads=2, cpus=8, env={})
-    assert env == {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
-
-
-def test_a_single_threaded_runnable_gets_one_thread_per_worker() -> None:
-    assert set(thread_env(False, model_threads=1, cpus=8, env={}).values()) == {"1"}
-
-
-def test_every_worker_gets_at_least_one_thread() -> None:
-    assert set(thread_env(True, model_threads=4, cpus=2, env={}).values()) == {"1"}
-
-
-def test_thread_variables_the_user_set_are_kept() -> None:
-    env = thread_env(True, model_threads=1, cpus=8, env={"OMP_NUM_THREADS": "3"})
-    assert "OMP_NUM_THREADS" not in env
-    assert env["MKL_NUM_THREADS"] == "8"
-
-
-def test_a_cgroup_cpu_quota_caps_the_cpu_count(tmp_path: Path) -> None:
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert available_cpus(tmp_path) == min(2, available_cpus(tmp_path / "missing"))
-
-
-def test_an_unlimited_cgroup_leaves_the_affinity_count(tmp_path: Path) -> None:
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert available_cpus(tmp_path) == available_cpus(tmp_path / "missing")
 
 
 def test_workers_get_their_index_threads_and_a_shared_metrics_dir(tmp_path: Path) -> None:
     script = (
         "import json, os, sys, time; "
-        "keys = ['KUBENTO_WORKER_INDEX', 'OMP_NUM_THREADS', 'PROMETHEUS_MULTIPROC_DIR']; "
+        "keys = ['KUBENTO_WORKER_INDEX', 'OMP_NUM_THREADS', 'PROMETHEUS_MULTIPROC_DIR', "
+        "'KUBENTO_WORKER_CPUS']; "
         "open(sys.argv[1], 'w').write(json.dumps({k: os.environ.get(k) for k in keys})); "
         "time.sleep(0.5 if os.environ['KUBENTO_WORKER_INDEX'] == '0' else 30)"
     )
@@ -58,12 +32,13 @@ def test_workers_get_their_index_threads_and_a_shared_metrics_dir(tmp_path: Path
     code = run_workers(
         lambda index: [sys.executable, "-c", script, str(tmp_path / f"{index}.json")],
         2,
-        supports_cpu_multi_threading=False,
+        budget=plan(True, 1, cpus=3, env={}),
         env={},
     )
     seen = [json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2)]
     assert [s[ENV_WORKER_INDEX] for s in seen] == ["0", "1"]
-    assert [s["OMP_NUM_THREADS"] for s in seen] == ["1", "1"]
+    assert [s["OMP_NUM_THREADS"] for s in seen] == ["3", "3"]
+    assert [s[ENV_WORKER_CPUS] for s in seen] == ["3", "3"]
     assert seen[0]["PROMETHEUS_MULTIPROC_DIR"] == seen[1]["PROMETHEUS_MULTIPROC_DIR"]
     assert not Path(seen[0]["PROMETHEUS_MULTIPROC_DIR"]).exists()
     # Worker 0 exiting on its own stops worker 1 instead of leaving the pod half-served.
@@ -75,7 +50,7 @@ def test_a_crashed_workers_exit_code_is_returned() -> None:
     code = run_workers(
         lambda index: [sys.executable, "-c", f"import sys, time; time.sleep({index}); sys.exit(3)"],
         2,
-        supports_cpu_multi_threading=True,
+        budget=plan(True, 1, cpus=1, env={}),
         env={},
     )
     assert code == 3
@@ -126,6 +101,14 @@ def test_model_threads_split_the_cpus_like_workers_do() -> None:
     runner = kubento.Runner(Napper, name="napper", method_configs={"nap": {"max_concurrency": 2}})
     assert runner.model_threads() == 2
     assert runner.model_threads(BatchingOverrides(max_concurrency=4)) == 4
-    assert thread_env(True, model_threads=2 * runner.model_threads(), cpus=8, env={}) == {
+    budget = plan(True, runner.concurrency(), cpus=8 // 2, env={})  # one of 2 workers
+    assert thread_env(budget, env={}) == {
         name: "2" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     }
+
+
+def test_a_method_under_auto_gets_the_workers_lane_bound_of_model_threads() -> None:
+    runner = kubento.Runner(Napper, name="napper")
+    assert runner.concurrency() == "auto"
+    assert runner.model_threads(auto=3) == 3
+    assert runner.model_threads(BatchingOverrides(max_concurrency=2), auto=3) == 2

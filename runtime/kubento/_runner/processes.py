@@ -7,10 +7,8 @@ several connections). The supervisor here starts the workers, forwards
 SIGTERM/SIGINT, and when one dies unexpectedly stops the rest and exits with
 its code so Kubernetes restarts the pod rather than leaving it half-served.
 
-Thread budget, as BentoML's resource strategy does: a runnable that declares
-SUPPORTS_CPU_MULTI_THREADING gets cpus // (workers * max_concurrency) threads
-per model call for OpenMP/OpenBLAS/MKL; one that does not gets 1 (more threads
-would only contend). Variables the user already set are left alone.
+Thread budget: each worker gets its share of the pod's CPUs (`KUBENTO_WORKER_CPUS`)
+and the thread variables of its `cpus.ThreadBudget`; `cpus.py` decides both.
 
 Metrics: workers share one multiprocess directory (PROMETHEUS_MULTIPROC_DIR);
 the worker that serves the metrics port reads all of them through
@@ -19,8 +17,6 @@ the worker that serves the metrics port reads all of them through
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import shutil
 import signal
@@ -28,42 +24,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from kubento._runner.cpus import ENV_WORKER_CPUS, ThreadBudget, thread_env
+
 ENV_WORKER_INDEX = "KUBENTO_WORKER_INDEX"
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 STOP_TIMEOUT_S = 30.0
-
-
-def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpus = cpus or 1
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = (cgroup_root / "cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    return cpus
-
-
-def thread_env(
-    supports_cpu_multi_threading: bool,
-    model_threads: int,
-    cpus: int | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Thread-count variables when `model_threads` model calls share the CPUs (unset in `env`)."""
-    if model_threads < 1:
-        raise ValueError(f"model_threads must be >= 1, got {model_threads}")
-    total = cpus if cpus is not None else available_cpus()
-    threads = max(1, total // model_threads) if supports_cpu_multi_threading else 1
-    current = os.environ if env is None else env
-    return {name: str(threads) for name in THREAD_VARS if not current.get(name)}
 
 
 def metrics_registry(own: CollectorRegistry) -> CollectorRegistry:
@@ -81,22 +51,21 @@ def run_workers(
     argv_for: Callable[[int], Sequence[str]],
     workers: int,
     *,
-    supports_cpu_multi_threading: bool,
-    concurrency: int = 1,
+    budget: ThreadBudget,
     env: Mapping[str, str] | None = None,
     worker_envs: Sequence[Mapping[str, str]] = (),
 ) -> int:
     """Run `workers` processes (`argv_for(index)` each) until a signal or a death; return a code.
 
-    Every worker gets the thread variables (for `concurrency` model calls at
-    once in each), its index in KUBENTO_WORKER_INDEX
-    and the shared metrics directory, plus its `worker_envs` entry (its GPUs, from
-    `gpus.worker_envs`). SIGTERM/SIGINT are forwarded; the
-    return code is 0 after a requested stop, else the first dead worker's.
+    Every worker gets the thread variables of its `budget` (one worker's share of the
+    CPUs), its index in KUBENTO_WORKER_INDEX and the shared metrics directory, plus its
+    `worker_envs` entry (its GPUs, from `gpus.worker_envs`). SIGTERM/SIGINT are
+    forwarded; the return code is 0 after a requested stop, else the first dead worker's.
     """
     base = dict(os.environ if env is None else env)
     directory = tempfile.mkdtemp(prefix="kubento-metrics-")
-    base.update(thread_env(supports_cpu_multi_threading, workers * concurrency, env=base))
+    base.update(thread_env(budget, base))
+    base[ENV_WORKER_CPUS] = str(budget.cpus)
     base[MULTIPROC_DIR] = directory
     children: list[subprocess.Popen[bytes]] = []
     stopping = False

@@ -1,9 +1,10 @@
 """The runner worker: a gRPC server in front of one runner's runnable.
 
 Batchable methods go through a `Dispatcher` (see batching.py); the others are
-called directly. Model code runs on dedicated model threads (one, or the
-largest `max_concurrency` of the runner's methods) so the event loop keeps
-accepting and batching calls while the model computes.
+called directly. Model code runs on dedicated model threads (the largest
+`max_concurrency` of the runner's methods, or under "auto" the lane bound of the
+worker's thread budget, `cpus.plan`) so the event loop keeps accepting and
+batching calls while the model computes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from kubento._memory import Trimmer
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
-from kubento._runner import gpus, nvml
+from kubento._runner import cpus, gpus, nvml
 from kubento._runner.processes import ENV_WORKER_INDEX, metrics_registry
 from kubento._sdk.handles import deadline as request_deadline
 from kubento._sdk.runner import Runner
@@ -58,11 +59,19 @@ class RunnerWorker:
         """GPU samples, read from the devices at scrape time by the process serving them."""
         self.overrides = overrides
         self.configs = runner.batching_configs(overrides)
+        self.cpus = cpus.worker_cpus()
+        self.budget = cpus.plan(
+            runner.runnable_class.SUPPORTS_CPU_MULTI_THREADING,
+            runner.concurrency(overrides),
+            self.cpus.count,
+        )
         self.executor = ThreadPoolExecutor(
-            runner.model_threads(overrides), thread_name_prefix=f"runner-{runner.name}"
+            runner.model_threads(overrides, self.budget.lanes),
+            thread_name_prefix=f"runner-{runner.name}",
         )
         self.methods: dict[str, MethodCall] = {}
         self.dispatchers: list[Dispatcher] = []
+        self.torch_threads: int | None = None
         self.ready = False
         self.trimmer = Trimmer()
         self.tracing = _tracing.start(runner.name)
@@ -71,6 +80,7 @@ class RunnerWorker:
         """Instantiate the runnable (off the event loop: model loads can be slow)."""
         loop = asyncio.get_running_loop()
         runnable = await loop.run_in_executor(self.executor, self.runner.create_runnable)
+        self.torch_threads = cpus.apply_torch(self.budget)
         for name, method in self.runner.methods.items():
             fn = getattr(runnable, name)
             call = fn if method.spec.is_async else self._on_model_thread(fn)
@@ -86,6 +96,7 @@ class RunnerWorker:
                     method=name,
                     metrics=self.metrics,
                     tracing=traced,
+                    lane_bound=self.budget.lanes,
                 )
                 self.dispatchers.append(dispatcher)
                 self.methods[name] = _batched(dispatcher)
@@ -284,6 +295,11 @@ async def serve_runner(
         os.getpid(),
         os.environ.get(ENV_WORKER_INDEX, "0"),
         "all" if visible is None else (visible or "none"),
+    )
+    log.info(
+        "runner=%s event=threads %s",
+        runner.name,
+        cpus.describe(worker.budget, worker.cpus, worker.torch_threads),
     )
 
     await stop.wait()
