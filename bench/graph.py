@@ -30,7 +30,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run import LUA, PYTHON, ensure_bentoml, ensure_wrk, stop_process, wait_ready  # noqa: E402
+import envs  # noqa: E402
+from run import LUA, PYTHON, ensure_wrk, stop_process, wait_ready  # noqa: E402
 
 from kubento import contract  # noqa: E402
 from kubento._local.supervisor import free_port  # noqa: E402
@@ -143,8 +144,7 @@ def main() -> int:
         script.write_text(LUA % {"body": body})
         servers: list[tuple[str, Any]] = [("kubento", lambda: kubento_graph(env))]
         if args.bentoml:
-            venv = args.bentoml.resolve()
-            ensure_bentoml(venv)
+            venv = envs.ensure("bentoml", args.bentoml)
             servers.append(("bentoml", lambda: bentoml_graph(venv, env)))
         for name, start in servers:
             with start() as url:

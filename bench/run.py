@@ -1,12 +1,16 @@
-"""`make bench`: adaptive batching vs no batching, end to end through `kubento serve`.
+"""`make bench`: Kubento against no batching, BentoML and Ray Serve, end to end, in one run.
 
-For each bench service (bench/services/mlp.py: `heavy` and `light`) and each
-mode (batching: max_batch_size 64, max_latency_ms 100; baseline: the same with
-KUBENTO_MAX_BATCH_SIZE=1), start `kubento serve`, warm it up, then drive
-POST /predict (one JSON row per request) with `wrk` at each concurrency and
-read the runner's Prometheus metrics before and after each run. Prints one
-table, plus the in-process limits (bare model at batch 64; the dispatcher
-alone with 64 callers), and the batching/baseline ratio per concurrency.
+For each bench service (bench/services/mlp.py: `heavy` and `light`, written with
+Runner defaults but max_batch_size 64, max_latency_ms 100) and each mode
+(batching: `kubento serve` as a user gets it; baseline: the same with
+KUBENTO_MAX_BATCH_SIZE=1; bentoml and ray: BentoML 1.4.38 and Ray Serve 2.60 on
+the same model, batch size and wait, each from its own venv that `bench/envs.py`
+creates in the cache), start the server, warm it up, then drive POST /predict (one
+JSON row per request) with `wrk` at each concurrency and read the server's batch
+metrics before and after each run. Prints one table with the ratios against every
+other mode at the same concurrency, plus the in-process limits (bare model at
+batch 64 on one thread, on all cores, and as one lane per core; the dispatcher
+alone with 64 callers).
 
 wrk comes from Debian (`apt-get install wrk`); when it is missing and this
 runs as root with apt-get, it is installed, otherwise the bench stops and says
@@ -41,11 +45,12 @@ SERVICES = BENCH / "services"
 PYTHON = sys.executable
 sys.path.insert(0, str(SERVICES))
 
+import envs  # noqa: E402
 from lr_model import FEATURES as LR_FEATURES  # noqa: E402
 from mlp_model import MODELS  # noqa: E402
 
 from kubento._local.supervisor import free_port  # noqa: E402
-from kubento._runner.processes import THREAD_VARS  # noqa: E402
+from kubento._runner.cpus import THREAD_VARS  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -158,7 +163,7 @@ def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str, what: str) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
@@ -169,7 +174,7 @@ def wait_ready(process: subprocess.Popen[bytes], url: str, what: str) -> None:
             if reply.status == 200:
                 return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after 120 s")
+            raise TimeoutError(f"{what} not ready after 180 s")
         time.sleep(0.2)
 
 
@@ -182,8 +187,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-BENTOML_VERSION = "1.4.38"
 BENTOML_BATCH_SIZE = "bentoml_service_adaptive_batch_size"
+RAY_BATCH_SIZE = "ray_bench_batch_size"
 BENTOML_CLASSES = {
     "heavy": "bentoml_mlp:HeavyMLP",
     "light": "bentoml_mlp:LightMLP",
@@ -192,28 +197,12 @@ BENTOML_CLASSES = {
 SERVICE_OF = {"heavy": "mlp:heavy", "light": "mlp:light", "sklearn": "sklearn_lr:svc"}
 FEATURES = {"heavy": MODELS["heavy"][0], "light": MODELS["light"][0], "sklearn": LR_FEATURES}
 STORED = ("sklearn",)
-"""Models served from a model store (Kubento's and BentoML's own): no in-process limit."""
-
-
-def ensure_bentoml(venv: Path) -> None:
-    """A virtual environment with BentoML for the side-by-side run; never Kubento's own."""
-    python = venv / "bin" / "python"
-    sklearn = f"scikit-learn=={sklearn_version()}"  # the same estimator code on both sides
-    if (venv / "bin" / "bentoml").exists():
-        has = subprocess.run([python, "-c", "import sklearn"], capture_output=True).returncode
-        if has != 0:
-            subprocess.run([python, "-m", "pip", "install", "-q", sklearn], check=True)
-        return
-    print(f"bench: creating {venv} with bentoml=={BENTOML_VERSION}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, f"bentoml=={BENTOML_VERSION}", "numpy", sklearn], check=True)
-
-
-def sklearn_version() -> str:
-    from importlib.metadata import version
-
-    return version("scikit-learn")
+"""Models served from a model store (Kubento's and BentoML's own): no in-process limit,
+and no Ray Serve side (Ray has no model store)."""
+AT_THE_LIMIT = ("heavy",)
+"""Compute-bound models: their end-to-end rate is compared with the in-process limit."""
+HAND_TUNED = {"heavy": "2", "light": "1", "sklearn": "1"}
+"""`--compare hand-tuned`: the max_concurrency main's bench set by hand, with one BLAS thread."""
 
 
 def save_stored_models(python: str, store: str, home: Path) -> dict[str, str]:
@@ -244,7 +233,26 @@ def bentoml_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple
         stop_process(process)
 
 
-SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service)_[a-z_]+)\{([^}]*)\} (\S+)$")
+@contextlib.contextmanager
+def ray_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(URL, metrics URL) of Ray Serve on the same model (bench/services/ray_mlp.py)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(venv / "bin" / "python"), "ray_mlp.py", model, "--port", str(port)],
+        cwd=SERVICES,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(process, url, f"ray serve {model}")
+        yield url, url + "/metrics"
+    finally:
+        stop_process(process)
+
+
+SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service|ray_bench)_[a-z_]+)\{([^}]*)\} (\S+)$")
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
@@ -296,7 +304,17 @@ class Row:
     statuses: dict[str, int]
     mean_batch: float
     queue_wait_p99_ms: float
+    lanes: str
     load: float
+
+
+def lanes(before: dict[str, float], after: dict[str, float]) -> str:
+    """The runner's lanes (max_concurrency or what auto chose) before and after a point."""
+    key = "kubento_runner_lanes{}"
+    if key not in after:
+        return "-"
+    was, now = int(before.get(key, 0)), int(after[key])
+    return str(now) if was == now else f"{was}->{now}"
 
 
 def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
@@ -330,7 +348,9 @@ def measure(
     seconds: float,
     script: Path,
 ) -> list[Row]:
-    batch_size = BENTOML_BATCH_SIZE if mode == "bentoml" else "kubento_runner_batch_size"
+    batch_size = {"bentoml": BENTOML_BATCH_SIZE, "ray": RAY_BATCH_SIZE}.get(
+        mode, "kubento_runner_batch_size"
+    )
     rows = []
     with server as (url, metrics_url):
         run_wrk(wrk, url, script, 16, min(3.0, seconds))  # warm-up: caches, latency model
@@ -360,6 +380,7 @@ def measure(
                 mean_batch=batch_rows / batches if batches else float("nan"),
                 queue_wait_p99_ms=1000
                 * histogram_quantile(before, after, "kubento_runner_queue_wait_seconds", 0.99),
+                lanes=lanes(before, after),
                 load=load,
             )
             rows.append(row)
@@ -367,8 +388,11 @@ def measure(
     return rows
 
 
-def inprocess(model: str, seconds: float, callers: int, env: dict[str, str]) -> dict[str, Any]:
+def inprocess(
+    model: str, seconds: float, env: dict[str, str], *, callers: int = 0, lanes: int = 1
+) -> dict[str, Any]:
     argv = [PYTHON, str(BENCH / "inprocess.py"), model, "--seconds", str(seconds)]
+    argv += ["--lanes", str(lanes)]
     if callers:
         argv += ["--callers", str(callers)]
     out = subprocess.run(
@@ -377,27 +401,26 @@ def inprocess(model: str, seconds: float, callers: int, env: dict[str, str]) -> 
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def two_core_limit(limit: dict[str, Any]) -> float:
+    """The model's rows/s on every core: the better of BLAS threads and one lane per core."""
+    return max(limit["limit_all_threads"]["rows_per_s"], limit["limit_lanes"]["rows_per_s"])
+
+
 def describe_limit(limit: dict[str, Any]) -> str:
-    text = (
-        f"model alone at batch 64 = {limit['limit']['rows_per_s']:.0f} rows/s "
-        f"({limit['limit']['ms_per_call']:.1f} ms/call)"
-    )
-    if "limit_all_threads" in limit:
-        every = limit["limit_all_threads"]
-        text += (
-            f", with BLAS on every core {every['rows_per_s']:.0f} rows/s "
-            f"({every['ms_per_call']:.1f} ms/call)"
-        )
+    one, every, lanes = limit["limit"], limit["limit_all_threads"], limit["limit_lanes"]
     dispatcher = limit["dispatcher"]
-    return text + (
-        f"; dispatcher alone (64 callers, no HTTP/gRPC) = {dispatcher['requests_per_s']:.0f} "
-        f"req/s, mean batch {dispatcher['mean_batch']:.1f}"
+    return (
+        f"model alone at batch 64 = {one['rows_per_s']:.0f} rows/s on one thread "
+        f"({one['ms_per_call']:.1f} ms/call), {every['rows_per_s']:.0f} with BLAS on every "
+        f"core, {lanes['rows_per_s']:.0f} as {lanes['lanes']} one-thread lanes; dispatcher "
+        f"alone (64 callers, no HTTP/gRPC) = {dispatcher['requests_per_s']:.0f} req/s, "
+        f"mean batch {dispatcher['mean_batch']:.1f}"
     )
 
 
 HEADER = (
     "| model | mode | conns | ok req/s | p50 ms | p99 ms | errors | mean batch | "
-    "queue wait p99 ms | load | throughput ratio |"
+    "queue wait p99 ms | lanes | load | throughput ratio |"
 )
 
 
@@ -409,59 +432,104 @@ def format_row(row: Row, ratio: str = "") -> str:
     return (
         f"| {row.model} | {row.mode} | {row.connections} | {row.ok_per_s:.0f} | "
         f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {errors} | {row.mean_batch:.1f} | "
-        f"{row.queue_wait_p99_ms:.0f} | {row.load:.1f} | {ratio} |"
+        f"{row.queue_wait_p99_ms:.0f} | {row.lanes} | {row.load:.1f} | {ratio} |"
     )
 
 
+COMPARE = ("baseline", "bentoml", "ray", "hand-tuned")
+
+
+def servers(
+    args: argparse.Namespace, model: str, stores: dict[str, dict[str, str]]
+) -> Iterator[tuple[str, contextlib.AbstractContextManager[tuple[str, str]], bool]]:
+    """(mode, server, Kubento's JSON body?) of every mode to measure for one model."""
+    kubento_env = {**args.threads, **stores["kubento"]}
+    yield "batching", kubento_serve(model, kubento_env), True
+    if "baseline" in args.compare:
+        yield "baseline", kubento_serve(model, {**kubento_env, "KUBENTO_MAX_BATCH_SIZE": "1"}), True
+    if "hand-tuned" in args.compare:
+        tuned = {**kubento_env, **{name: "1" for name in THREAD_VARS}}
+        tuned["KUBENTO_MAX_CONCURRENCY"] = HAND_TUNED[model]
+        yield "hand-tuned", kubento_serve(model, tuned), True
+    if "bentoml" in args.compare:
+        yield (
+            "bentoml",
+            bentoml_serve(args.bentoml, model, {**args.threads, **stores["bentoml"]}),
+            False,
+        )
+    if "ray" in args.compare and model not in STORED:
+        yield "ray", ray_serve(args.ray, model, args.threads), True
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Kubento batching benchmark (see bench/README)")
+    parser = argparse.ArgumentParser(description="Kubento batching benchmark (see the README)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per load point")
     parser.add_argument("--models", default="heavy,light,sklearn")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--overload", type=int, default=1024, help="extra point, heavy model")
     parser.add_argument(
+        "--compare",
+        default="baseline,bentoml,ray",
+        help=f"modes besides Kubento's own, comma-separated, from {','.join(COMPARE)} "
+        "(hand-tuned: max_concurrency and one BLAS thread set by hand, as main's bench did), "
+        "or none",
+    )
+    parser.add_argument(
         "--runner-threads",
         type=int,
-        default=1,
-        help="OMP/OpenBLAS/MKL threads of the runner (0: the runtime's default); the API "
-        "server and wrk share these cores, and spinning BLAS threads on an oversubscribed "
-        "machine slow batched matmuls several times over",
+        default=0,
+        help="OMP/OpenBLAS/MKL threads of every server's model (0: each server's own default, "
+        "as a user gets it)",
     )
     parser.add_argument(
         "--bentoml",
         type=Path,
         metavar="VENV",
-        help=f"also measure BentoML {BENTOML_VERSION} side by side, from this virtual "
-        "environment (created with pip when missing; never Kubento's own)",
+        help=f"BentoML {envs.BENTOML_VERSION}'s virtual environment (default: "
+        f"{envs.default_path('bentoml')}, created with pip when missing)",
+    )
+    parser.add_argument(
+        "--ray",
+        type=Path,
+        metavar="VENV",
+        help=f"Ray Serve {envs.RAY_VERSION}'s virtual environment (default: "
+        f"{envs.default_path('ray')}, created with pip when missing)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    args.compare = [] if args.compare == "none" else args.compare.split(",")
+    unknown = sorted(set(args.compare) - set(COMPARE))
+    if unknown:
+        parser.error(f"--compare: unknown modes {unknown}; choose from {', '.join(COMPARE)}")
     wrk = ensure_wrk()
-    if args.bentoml:
-        args.bentoml = args.bentoml.resolve()  # the servers run from another directory
-        ensure_bentoml(args.bentoml)
+    if "bentoml" in args.compare:
+        args.bentoml = envs.ensure("bentoml", args.bentoml)
+    if "ray" in args.compare:
+        args.ray = envs.ensure("ray", args.ray)
     models = args.models.split(",")
     connections = [int(c) for c in args.connections.split(",")]
-
-    threads: dict[str, str] = {}
+    args.threads = {}
     if args.runner_threads:
-        threads = {name: str(args.runner_threads) for name in THREAD_VARS}
+        args.threads = {name: str(args.runner_threads) for name in THREAD_VARS}
 
+    one_thread = {name: "1" for name in THREAD_VARS}
+    cores = len(os.sched_getaffinity(0))
     limits = {}
     for model in models:
         if model in STORED:
             continue
-        limits[model] = inprocess(model, min(args.seconds, 5.0), 64, threads)
-        if threads:
-            every = inprocess(model, min(args.seconds, 5.0), 0, {})
-            limits[model]["limit_all_threads"] = every["limit"]
+        seconds = min(args.seconds, 5.0)
+        limits[model] = inprocess(model, seconds, one_thread, callers=64)
+        limits[model]["limit_all_threads"] = inprocess(model, seconds, {})["limit"]
+        lanes = inprocess(model, seconds, one_thread, lanes=cores)
+        limits[model]["limit_lanes"] = lanes["limit"]
         print(f"bench: {model} in-process: {describe_limit(limits[model])}", flush=True)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         stores: dict[str, dict[str, str]] = {"kubento": {}, "bentoml": {}}
         if any(model in STORED for model in models):
             stores["kubento"] = save_stored_models(PYTHON, "kubento", Path(tmp) / "kubento")
-            if args.bentoml:
+            if "bentoml" in args.compare:
                 bentoml_python = str(args.bentoml / "bin" / "python")
                 stores["bentoml"] = save_stored_models(
                     bentoml_python, "bentoml", Path(tmp) / "bentoml"
@@ -470,20 +538,12 @@ def main() -> int:
             body = json.dumps(
                 np.random.default_rng(1).standard_normal((1, FEATURES[model])).round(4).tolist()
             )
-            script = Path(tmp) / f"{model}.lua"
-            script.write_text(LUA % {"body": body})
+            scripts = {True: Path(tmp) / f"{model}.lua", False: Path(tmp) / f"{model}-x.lua"}
+            scripts[True].write_text(LUA % {"body": body})
+            scripts[False].write_text(LUA % {"body": json.dumps({"x": json.loads(body)})})
             points = connections + ([args.overload] if model == "heavy" and args.overload else [])
-            for mode, env in (
-                ("batching", {**threads, **stores["kubento"]}),
-                ("baseline", {**threads, **stores["kubento"], "KUBENTO_MAX_BATCH_SIZE": "1"}),
-            ):
-                server = kubento_serve(model, env)
-                rows += measure(wrk, model, mode, server, points, args.seconds, script)
-            if args.bentoml:
-                bento_script = Path(tmp) / f"{model}-bentoml.lua"
-                bento_script.write_text(LUA % {"body": json.dumps({"x": json.loads(body)})})
-                server = bentoml_serve(args.bentoml, model, {**threads, **stores["bentoml"]})
-                rows += measure(wrk, model, "bentoml", server, points, args.seconds, bento_script)
+            for mode, server, plain in servers(args, model, stores):
+                rows += measure(wrk, model, mode, server, points, args.seconds, scripts[plain])
 
     print()
     for model in limits:
@@ -491,14 +551,16 @@ def main() -> int:
     print()
     print(HEADER)
     print("|---" * (HEADER.count("|") - 1) + "|")
-    baseline = {(r.model, r.connections): r for r in rows if r.mode == "baseline"}
-    bentoml = {(r.model, r.connections): r for r in rows if r.mode == "bentoml"}
+    by_mode = {(r.mode, r.model, r.connections): r for r in rows}
     for row in rows:
         ratios = []
-        for name, reference in (("baseline", baseline), ("bentoml", bentoml)):
-            other = reference.get((row.model, row.connections))
+        for name in COMPARE:
+            other = by_mode.get((name, row.model, row.connections))
             if row.mode == "batching" and other is not None and other.ok_per_s > 0:
                 ratios.append(f"{row.ok_per_s / other.ok_per_s:.2f}x {name}")
+        if row.mode == "batching" and row.model in limits and row.model in AT_THE_LIMIT:
+            share = row.ok_per_s / two_core_limit(limits[row.model])
+            ratios.append(f"{100 * share:.0f}% of the in-process {cores}-core limit")
         print(format_row(row, ", ".join(ratios)))
     print(
         f"\nload: the 1-minute load average before each point on this {os.cpu_count()}-CPU "

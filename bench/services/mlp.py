@@ -3,8 +3,9 @@
 `heavy` (512 -> 4096 -> 4096 -> 16) is compute-bound: a batch of 64 costs little
 more per call than a few batches of 1, so batching is where its throughput
 comes from. `light` (256 -> 1024 -> 16) is serving-overhead-bound: the model is
-nearly free and the HTTP/gRPC path dominates. `heavy` lets two batches run at
-once (max_concurrency=2): numpy releases the GIL, so each gets its own core.
+nearly free and the HTTP/gRPC path dominates. Both are written as a new user
+would: batch size and wait only; concurrency and threads are the runtime's
+defaults (`max_concurrency="auto"`, the pod's thread budget).
 
 Serve one with `kubento serve mlp:heavy --working-dir bench/services`.
 """
@@ -12,15 +13,7 @@ Serve one with `kubento serve mlp:heavy --working-dir bench/services`.
 from __future__ import annotations
 
 import numpy as np
-from mlp_model import (
-    HEAVY,
-    LIGHT,
-    MAX_BATCH_SIZE,
-    MAX_CONCURRENCY,
-    MAX_LATENCY_MS,
-    forward,
-    make_weights,
-)
+from mlp_model import HEAVY, LIGHT, MAX_BATCH_SIZE, MAX_LATENCY_MS, forward, make_weights
 
 import kubento
 from kubento.io import NumpyNdarray
@@ -37,14 +30,13 @@ class MLP(kubento.Runnable):
         return forward(self.layers, x)
 
 
-def _service(name: str, widths: tuple[int, ...], max_concurrency: int) -> kubento.Service:
+def _service(name: str, widths: tuple[int, ...]) -> kubento.Service:
     runner = kubento.Runner(
         MLP,
         name=f"{name}-mlp",
         runnable_init_params={"widths": widths},
         max_batch_size=MAX_BATCH_SIZE,
         max_latency_ms=MAX_LATENCY_MS,
-        method_configs={"predict": {"max_concurrency": max_concurrency}},
     )
     svc = kubento.Service(name, runners=[runner])
 
@@ -59,5 +51,5 @@ def _service(name: str, widths: tuple[int, ...], max_concurrency: int) -> kubent
     return svc
 
 
-heavy = _service("heavy", HEAVY, MAX_CONCURRENCY["heavy"])
-light = _service("light", LIGHT, MAX_CONCURRENCY["light"])
+heavy = _service("heavy", HEAVY)
+light = _service("light", LIGHT)

@@ -12,9 +12,6 @@ MAX_LATENCY_MS = 100
 HEAVY = (512, 4096, 4096, 16)
 LIGHT = (256, 1024, 16)
 MODELS = {"heavy": HEAVY, "light": LIGHT}
-# Kubento only: batches that may run at once. numpy releases the GIL in matmul, so two
-# heavy batches each get a core; the light model is nearly free and would only contend.
-MAX_CONCURRENCY = {"heavy": 2, "light": 1}
 
 
 def make_weights(widths: tuple[int, ...], seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -72,6 +72,13 @@ class DispatcherMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.lanes = Gauge(
+            "kubento_runner_lanes",
+            "Batches of one method that may run at once: max_concurrency, or what auto chose.",
+            _LABELS,
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
         self.rejections = Counter(
             "kubento_runner_rejections",
             "Requests turned away by admission control; reason is queue_full or deadline.",
@@ -156,6 +163,8 @@ class Dispatcher:
         self._inflight = metrics.inflight.labels(name, method)
         self._queue_full = metrics.rejections.labels(name, method, "queue_full")
         self._deadline = metrics.rejections.labels(name, method, "deadline")
+        self._lanes = metrics.lanes.labels(name, method)
+        self._lanes.set(self.policy.lanes)
 
     @property
     def config(self) -> BatchingConfig:
@@ -283,6 +292,7 @@ class Dispatcher:
         else:
             change = self.policy.finish(batch, duration)
             if change is not None:
+                self._lanes.set(change.lanes)
                 self._log_lanes(change)
             self._batch_duration.observe(duration)
             for part, piece in zip(parts, pieces, strict=True):

@@ -93,7 +93,9 @@ class LaneTuner:
         self._window = _Window(now)
         self._probe: int | None = None
         """The lane count under trial, or None when running the settled count."""
-        self._settling = False
+        self._settling = True
+        """The next window is not measured: its batches started at another lane count (or,
+        the first, while the model warmed up)."""
         self._baseline = 0.0
         self._up_at = now
         self._up_backoff = FIRST_BACKOFF_S
@@ -115,7 +117,7 @@ class LaneTuner:
         rate = window.rows / (now - window.start)
         saturated = window.backlogged >= SATURATED * window.batches
         self._window = _Window(now)
-        if self._settling:  # the batches of a fresh lane count's first window started before it
+        if self._settling:
             self._settling = False
             return None
         if self._probe is None:
