@@ -1,10 +1,12 @@
 """uvicorn's httptools protocol with the limits its parser lacks: the size and count of a
-request's headers, and how long a client may take to send them (slowloris)."""
+request's headers, and how long a client may take to send them (slowloris); and a response's
+head and body sent in one write."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -17,6 +19,41 @@ KEEP_ALIVE_S = 5
 """An idle keep-alive connection is closed after this (uvicorn's `timeout_keep_alive`)."""
 
 
+class CorkedTransport:
+    """A transport whose writes in one event-loop step leave in one `send`: uvicorn writes
+    a response's head and its body separately, two system calls where one does. What is
+    pending goes out before a close; everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class HeadRefused(Exception):
     """Raised from a parser callback to stop parsing a request already answered 431."""
 
@@ -25,7 +62,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        corked = CorkedTransport(transport, self.loop)
+        super().connection_made(corked)  # type: ignore[arg-type]
         self._start_head()
 
     def _start_head(self) -> None:
