@@ -75,9 +75,10 @@ def require_framework(model: Model, framework: str) -> None:
 
 
 def thread_budget() -> int | None:
-    """Threads for one model call, as the runner worker set them (see kubento workers)."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    """Threads for one model call, as the runner worker's budget set them (`_runner.cpus`)."""
+    from kubento._runner.cpus import threads_per_call
+
+    return threads_per_call()
 
 
 def gpu_visible() -> bool:

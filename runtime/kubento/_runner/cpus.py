@@ -181,6 +181,12 @@ class ThreadBudget:
     auto: bool
 
 
+def threads_per_call(env: Mapping[str, str] | None = None) -> int | None:
+    """The threads one model call may use, as the worker's environment says (the budget
+    the supervisor set, or the user's own); None when nothing says."""
+    return _user_threads(os.environ if env is None else env)
+
+
 def _user_threads(env: Mapping[str, str]) -> int | None:
     for name in THREAD_VARS:
         value = env.get(name, "")
