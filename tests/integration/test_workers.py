@@ -137,3 +137,19 @@ def test_a_cpu_runnable_sees_no_gpu_even_when_the_pod_has_some() -> None:
         assert asyncio.run(call_many(runner.target, "devices", 1)) == [""]
     finally:
         runner.stop()
+
+
+def test_each_worker_logs_its_share_of_the_cpus_and_its_threads_at_startup(
+    two_workers: RunnerProcess,
+) -> None:
+    from kubento._runner.cpus import available_cpus
+
+    share = max(1, available_cpus().count // 2)
+    expected = (
+        f"runner=tagger event=threads cpus={share} cpus_from=--workers_share lanes=1..1 "
+        "threads_per_call=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+    )  # RowTagger does not declare SUPPORTS_CPU_MULTI_THREADING: one lane, one thread
+    deadline = time.monotonic() + 30
+    while two_workers.log().count(expected) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert two_workers.log().count(expected) == 2, two_workers.log()
