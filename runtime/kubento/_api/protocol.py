@@ -17,6 +17,8 @@ HEAD_TIMEOUT_S = 10.0
 """From a request's first byte (or the connection's start) to the end of its headers."""
 KEEP_ALIVE_S = 5
 """An idle keep-alive connection is closed after this (uvicorn's `timeout_keep_alive`)."""
+CORK_BYTES = 64 * 1024
+"""Writes wait for the end of the event-loop step only while they add up to less."""
 
 
 class CorkedTransport:
@@ -28,17 +30,24 @@ class CorkedTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._size += len(data)
+        if (
+            self._size >= CORK_BYTES
+        ):  # a large body goes out now, under the transport's flow control
+            self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
         data = b"".join(self._pending)
         self._pending.clear()
+        self._size = 0
         if not self._transport.is_closing():
             self._transport.write(data)
 
@@ -48,6 +57,7 @@ class CorkedTransport:
 
     def abort(self) -> None:
         self._pending.clear()
+        self._size = 0
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
