@@ -454,11 +454,11 @@ def servers(
     if "bentoml" in args.compare:
         yield (
             "bentoml",
-            bentoml_serve(args.bentoml, model, {**args.threads, **stores["bentoml"]}),
+            bentoml_serve(args.bentoml, model, {**args.others, **stores["bentoml"]}),
             False,
         )
     if "ray" in args.compare and model not in STORED:
-        yield "ray", ray_serve(args.ray, model, args.threads), True
+        yield "ray", ray_serve(args.ray, model, args.others), True
 
 
 def main() -> int:
@@ -478,8 +478,16 @@ def main() -> int:
         "--runner-threads",
         type=int,
         default=0,
-        help="OMP/OpenBLAS/MKL threads of every server's model (0: each server's own default, "
-        "as a user gets it)",
+        help="OMP/OpenBLAS/MKL threads of Kubento's runner (0: its own thread budget, as a "
+        "user gets it)",
+    )
+    parser.add_argument(
+        "--other-threads",
+        type=int,
+        default=1,
+        help="the same for BentoML's and Ray Serve's model (default 1, what main's bench "
+        "gave every server: on a 2-core machine shared with wrk, spinning BLAS threads slow "
+        "them down; 0: their own defaults)",
     )
     parser.add_argument(
         "--bentoml",
@@ -511,6 +519,9 @@ def main() -> int:
     args.threads = {}
     if args.runner_threads:
         args.threads = {name: str(args.runner_threads) for name in THREAD_VARS}
+    args.others = {}
+    if args.other_threads:
+        args.others = {name: str(args.other_threads) for name in THREAD_VARS}
 
     one_thread = {name: "1" for name in THREAD_VARS}
     cores = len(os.sched_getaffinity(0))
