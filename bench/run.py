@@ -256,9 +256,14 @@ SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service|ray_bench)_[a-z_]+)\{(
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
-    """Batching samples, keyed `name{labels}` (sums over runners, methods and workers)."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as reply:
-        text = reply.read().decode()
+    """Batching samples, keyed `name{labels}` (sums over runners, methods and workers); none
+    when the server is too busy to answer (an overloaded BentoML), so the point still counts."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=15) as reply:
+            text = reply.read().decode()
+    except (OSError, urllib.error.URLError) as exc:
+        print(f"bench: no metrics from {metrics_url}: {exc}", flush=True)
+        return {}
     samples: dict[str, float] = {}
     for line in text.splitlines():
         match = SAMPLE.match(line)
