@@ -353,6 +353,14 @@ INVALID = {
         'spec.runners[0].batching.maxQueueSize: Invalid value: "object": '
         "maxQueueSize must be 0 (unbounded) or at least maxBatchSize",
     ),
+    "concurrency-over-its-bound": (
+        lambda m: m["spec"]["runners"][0].update(batching={"maxConcurrency": 100}),
+        "spec.runners[0].batching.maxConcurrency in body should be less than or equal to 64",
+    ),
+    "concurrency-word-unknown": (
+        lambda m: m["spec"]["runners"][0].update(batching={"maxConcurrency": "fast"}),
+        "spec.runners[0].batching.maxConcurrency in body should match '^(auto)$'",
+    ),
     "unknown-field": (
         lambda m: m["spec"].update(replica=3),
         'unknown field "spec.replica"',
@@ -377,6 +385,20 @@ def test_invalid_spec_is_rejected_by_kubectl_apply_with_a_readable_message(
     ), result.stderr
     missing = cluster.kubectl("get", "bd", NAME, "-n", namespace, check=False)
     assert "NotFound" in missing.stderr
+
+
+@pytest.mark.parametrize("value", ["auto", 1, 64])
+def test_max_concurrency_takes_auto_or_a_number_in_its_bounds(
+    cluster: ControlPlane, namespace: str, tmp_path: Path, value: object
+) -> None:
+    manifest = copy.deepcopy(example())
+    manifest["spec"]["runners"][0]["batching"] = {"maxConcurrency": value}
+    path = tmp_path / "valid.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_deleting_the_bentodeployment_garbage_collects_every_child(
