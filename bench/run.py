@@ -214,10 +214,10 @@ def save_stored_models(python: str, store: str, home: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def bentoml_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(URL, metrics URL) of `bentoml serve` on the same model, stopped on exit."""
+def _other_server(argv: list[str], env: dict[str, str], what: str) -> Iterator[tuple[str, str]]:
+    """(URL, metrics URL) of another framework's server of a bench model (`argv` plus
+    `--port`), run in bench/services and stopped on exit."""
     port = free_port()
-    argv = [str(venv / "bin" / "bentoml"), "serve", BENTOML_CLASSES[model]]
     process = subprocess.Popen(
         [*argv, "--port", str(port)],
         cwd=SERVICES,
@@ -227,29 +227,26 @@ def bentoml_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(process, url, f"bentoml serve {model}")
+        wait_ready(process, url, what)
         yield url, url + "/metrics"
     finally:
         stop_process(process)
 
 
-@contextlib.contextmanager
-def ray_serve(venv: Path, model: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(URL, metrics URL) of Ray Serve on the same model (bench/services/ray_mlp.py)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "ray_mlp.py", model, "--port", str(port)],
-        cwd=SERVICES,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, url, f"ray serve {model}")
-        yield url, url + "/metrics"
-    finally:
-        stop_process(process)
+def bentoml_serve(
+    venv: Path, model: str, env: dict[str, str]
+) -> contextlib.AbstractContextManager[tuple[str, str]]:
+    """`bentoml serve` on the same model."""
+    argv = [str(venv / "bin" / "bentoml"), "serve", BENTOML_CLASSES[model]]
+    return _other_server(argv, env, f"bentoml serve {model}")
+
+
+def ray_serve(
+    venv: Path, model: str, env: dict[str, str]
+) -> contextlib.AbstractContextManager[tuple[str, str]]:
+    """Ray Serve on the same model (bench/services/ray_mlp.py)."""
+    argv = [str(venv / "bin" / "python"), "ray_mlp.py", model]
+    return _other_server(argv, env, f"ray serve {model}")
 
 
 SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service|ray_bench)_[a-z_]+)\{([^}]*)\} (\S+)$")
