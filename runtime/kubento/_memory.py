@@ -21,6 +21,9 @@ from collections.abc import Callable
 
 log = logging.getLogger("kubento.memory")
 
+OFFLOAD_BYTES = 1024 * 1024
+"""Request bodies, and the arrays of a runner call, larger than this are decoded or encoded
+on a worker thread, not on the event loop (which must keep answering probes)."""
 LARGE_BYTES = 4 * 1024 * 1024
 TRIM_DELAY_S = 0.5
 SETTLE_S = 2.0

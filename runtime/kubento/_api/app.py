@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
-from kubento._memory import Trimmer
+from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
 from kubento._sdk.service import API, Service
@@ -41,8 +41,6 @@ from kubento.io import JSONBody
 log = logging.getLogger("kubento.api")
 
 ENV_APP = "KUBENTO_API_APP"
-OFFLOAD_BYTES = 1024 * 1024
-"""Bodies larger than this are decoded on a worker thread, not on the event loop."""
 CLIENT_CLOSED = 499
 """Status counted for a request whose client went away mid-body (nginx's convention)."""
 """Settings handed from `kubento api --workers N` to each of its worker processes."""

@@ -30,6 +30,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubento import _tracing, contract
+from kubento._memory import OFFLOAD_BYTES
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.coalescing import Coalescer
@@ -56,8 +57,6 @@ CONNECTIONS_PER_RUNNER = 8
 RETRY_AFTER_METADATA = "retry-after-s"
 CLOSE_GRACE_S = 10.0
 CONNECT_WAIT_S = 3.0
-OFFLOAD_BYTES = 1024 * 1024
-"""Calls whose arrays hold more are encoded on a worker thread, not on the event loop."""
 DNS_MIN_RESOLUTION_INTERVAL_MS = 1000
 
 CHANNEL_OPTIONS = [
