@@ -148,7 +148,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
     import uvicorn
 
     from kubento._api.app import ENV_APP, AppSettings, build_app, require_targets
-    from kubento._api.protocol import KEEP_ALIVE_S, BoundedHttpToolsProtocol
+    from kubento._api.protocol import server_options
     from kubento._sdk.service import Service
 
     assert isinstance(service, Service)
@@ -163,17 +163,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
     )
     require_targets(service, settings.runner_map)
     _prepare_entry(service, settings.runner_map)
-    options: dict[str, object] = {
-        "host": args.host,
-        "port": args.port,
-        "log_level": "warning",
-        "access_log": False,
-        # Behind a Service or an ingress; client addresses are not used.
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": 30,
-        "http": BoundedHttpToolsProtocol,
-        "timeout_keep_alive": KEEP_ALIVE_S,
-    }
+    options = {"host": args.host, "port": args.port, **server_options()}
     if args.workers == 1:
         app = build_app(
             service,

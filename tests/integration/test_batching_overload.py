@@ -48,13 +48,7 @@ async def flood(url: str) -> tuple[list[np.ndarray], list[httpx.Response]]:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
         async def post(x: np.ndarray) -> httpx.Response:
-            # A keep-alive connection the server closed under the client's feet
-            # fails before the request reaches the runner; resend it once. (A
-            # resend that did reach the runner would show as rows run twice.)
-            try:
-                return await client.post("/tag", json=x.tolist())
-            except (httpx.ReadError, httpx.RemoteProtocolError):
-                return await client.post("/tag", json=x.tolist())
+            return await client.post("/tag", json=x.tolist())
 
         replies = await asyncio.gather(*(post(x) for x in inputs))
     return inputs, replies

@@ -303,3 +303,34 @@ async def test_a_runner_shutting_down_under_load_answers_503_never_500(
         await asyncio.gather(*tasks)
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
     assert 200 in statuses and 503 in statuses
+
+
+def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_it() -> None:
+    """Two requests pipelined on one connection: the second is parsed at once but runs only
+    after the first held the loop for 0.8 s; with 1 s end to end its 0.4 s no longer fits."""
+    env = {contract.ENV_REQUEST_TIMEOUT: "1"}
+    with running_service("pipelined:svc", [], env=env) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+
+        def post(path: str, body: bytes) -> bytes:
+            return (
+                f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(post("/hog", b"0.8") + post("/wait", b"0.4"))
+            reader = sock.makefile("rb")
+            answers = []
+            for _ in range(2):
+                status = int(reader.readline().split()[1])
+                length = 0
+                while (line := reader.readline()) != b"\r\n":
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                answers.append((status, json.loads(reader.read(length))))
+    assert answers[0] == (200, "hogged")
+    status, body = answers[1]
+    assert status == 504, body
+    assert "did not finish within the request's time" in body["error"]

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
+from kubento._api.protocol import ARRIVED
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
@@ -153,8 +154,8 @@ class APIEndpoint:
             rid = uuid.uuid4().hex  # absent, too long or unsafe: never forwarded or logged
         request_id.set(rid)
         bound(self.handles)
-        started = time.perf_counter()
-        deadline.set(time.monotonic() + self.request_timeout_s)
+        arrived = scope.get(ARRIVED) or time.monotonic()
+        deadline.set(arrived + self.request_timeout_s)
         if self.tracing is None:
             response = await call_api(self.api, request, self.budget, self.codec)
         else:
@@ -169,7 +170,7 @@ class APIEndpoint:
             response.headers["connection"] = "close"
         await response(scope, receive, send)
         self.requests.labels(self.api.name, str(response.status_code)).inc()
-        self.latency.observe(time.perf_counter() - started)
+        self.latency.observe(time.monotonic() - arrived)
 
 
 DRAIN_S = 2.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -15,10 +16,17 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 HEAD_TIMEOUT_S = 10.0
 """From a request's first byte (or the connection's start) to the end of its headers."""
-KEEP_ALIVE_S = 5
-"""An idle keep-alive connection is closed after this (uvicorn's `timeout_keep_alive`)."""
+KEEP_ALIVE_S = 75
+"""An idle keep-alive connection is closed after this (uvicorn's `timeout_keep_alive`). A
+request sent as the server closes its connection fails on the client (a POST is not resent),
+so this outlasts the idle time of the clients and proxies in front: httpx's pool 5 s, AWS's
+load balancers and ingress-nginx's upstream keep-alive 60 s; 75 s is nginx's default. At
+uvicorn's 5 s, httpx clients lost requests to that race whenever the two timers met."""
 CORK_BYTES = 64 * 1024
 """Writes wait for the end of the event-loop step only while they add up to less."""
+ARRIVED = "kubento.arrived"
+"""Scope key: `time.monotonic()` when the request's first byte was parsed. A busy event loop
+runs the request's task later than that; its deadline and latency count from here."""
 
 
 class CorkedTransport:
@@ -129,6 +137,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[ARRIVED] = time.monotonic()  # type: ignore[literal-required]
         if self._head_timer is None and self._in_head:
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
 
@@ -159,3 +168,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._in_head = False
         self._stop_timer()
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn's settings for every API server `kubento` starts (`kubento api`, `serve`)."""
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        # Behind a Service or an ingress; client addresses are not used.
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 30,
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }

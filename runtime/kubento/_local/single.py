@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 
 from kubento._api.app import build_app
+from kubento._api.protocol import server_options
 from kubento._sdk.service import Service
 
 
@@ -39,6 +40,6 @@ def serve_single(service: Service, *, port: int, host: str) -> int:
     print(f"kubento serve: {service.name} (single process) on http://{host}:{port}", flush=True)
     for api in service.apis.values():
         print(f"  POST http://{host}:{port}{api.route}", flush=True)
-    config = uvicorn.Config(build_app(service, {}), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(build_app(service, {}), host=host, port=port, **server_options())
     _Server(config).run()
     return 0
