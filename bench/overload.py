@@ -1,5 +1,6 @@
 """Overload: what callers of the heavy model see far past capacity. `kubento serve mlp:heavy`
-with a per-request timeout (`KUBENTO_TIMEOUT_MS`); wrk holds CONNECTIONS keep-alive
+with an end-to-end request timeout (`KUBENTO_REQUEST_TIMEOUT_S`, counted from a request's
+first byte at the API server); wrk holds CONNECTIONS keep-alive
 connections POSTing one JSON row after another for SECONDS, and alongside it a few sampling
 connections from this process (Python) record each answer's status and time, since wrk
 reports latency only over all answers.
@@ -24,16 +25,17 @@ from pathlib import Path
 
 from run import FEATURES, LUA, ensure_wrk, kubento_serve, run_wrk  # bench/run.py
 
-SAMPLERS = 8
+from kubento import contract
+
+SAMPLERS = 64
+"""Sampling connections, alongside wrk's: enough that the few requests turned away at
+capacity show up among their answers."""
+PROBE_EVERY_S = 0.1
 
 
 async def connection(
-    port: int, path: str, body: bytes, until: float, seen: list[tuple[int, float]]
+    port: int, request: bytes, pause_s: float, until: float, seen: list[tuple[int, float]]
 ) -> None:
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.monotonic() < until:
@@ -47,7 +49,7 @@ async def connection(
                     length = int(value)
             await reader.readexactly(length)
             seen.append((status, time.monotonic() - started))
-            await asyncio.sleep(0.02)  # a sample, not load
+            await asyncio.sleep(pause_s)  # a sample, not load
     except (ConnectionError, asyncio.IncompleteReadError):
         seen.append((-1, time.monotonic() - started))
     finally:
@@ -58,15 +60,25 @@ def quantile(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
-async def drive(url: str, connections: int, seconds: float) -> list[tuple[int, float]]:
+async def drive(
+    url: str, connections: int, seconds: float
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(status, seconds) of the sampled POSTs, and of /livez asked every PROBE_EVERY_S."""
     port = int(url.rsplit(":", 1)[1])
     body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
+    post = (
+        f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    probe = f"GET {contract.LIVENESS_PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     seen: list[tuple[int, float]] = []
+    probes: list[tuple[int, float]] = []
     until = time.monotonic() + seconds
     await asyncio.gather(
-        *(connection(port, "/predict", body, until, seen) for _ in range(connections))
+        connection(port, probe, PROBE_EVERY_S, until, probes),
+        *(connection(port, post, 0.02, until, seen) for _ in range(connections)),
     )
-    return seen
+    return seen, probes
 
 
 def main() -> int:
@@ -76,7 +88,7 @@ def main() -> int:
     parser.add_argument("--timeout-ms", type=int, default=1000)
     args = parser.parse_args()
     wrk = ensure_wrk()
-    env = {"KUBENTO_TIMEOUT_MS": str(args.timeout_ms)}
+    env = {contract.ENV_REQUEST_TIMEOUT: str(args.timeout_ms / 1000)}
     with tempfile.TemporaryDirectory() as tmp, kubento_serve("heavy", env) as (url, _):
         script = Path(tmp) / "post.lua"
         body = json.dumps([[0.5] * FEATURES["heavy"]])
@@ -85,7 +97,7 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
-            seen = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
+            seen, probes = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
             result = load.result()
     statuses = Counter(status for status, _ in seen)
     served = [s for status, s in seen if status == 200]
@@ -107,6 +119,12 @@ def main() -> int:
     print(
         f"turned away (429/503): {len(refused)}, time to the answer p50 "
         f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
+    )
+    alive = [s for status, s in probes if status == 200]
+    print(
+        f"{contract.LIVENESS_PATH} every {PROBE_EVERY_S:g} s: {len(alive)} of {len(probes)} "
+        f"answered 200, p50 {1000 * quantile(alive, 0.5):.1f} ms, "
+        f"p99 {1000 * quantile(alive, 0.99):.1f} ms, max {1000 * max(alive, default=0):.1f} ms"
     )
     return 0
 

@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -31,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
+from kubento._api.lag import LoopLag
 from kubento._api.protocol import ARRIVED
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
@@ -123,6 +125,11 @@ class Metrics:
             registry=registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )
+        self.loop_lag = Gauge(
+            "kubento_api_event_loop_lag_seconds",
+            "How late the event loop ran a timer due now: what a ready answer waits to leave.",
+            registry=registry,
+        )
 
 
 class APIEndpoint:
@@ -136,9 +143,11 @@ class APIEndpoint:
         handles: dict[object, Handle],
         request_timeout_s: float,
         budget: BodyBudget,
+        lag: LoopLag,
         codec: Codec = DESCRIPTORS,
     ) -> None:
         self.api = api
+        self.lag = lag
         self.codec = codec
         self.handles = handles
         self.request_timeout_s = request_timeout_s
@@ -155,7 +164,8 @@ class APIEndpoint:
         request_id.set(rid)
         bound(self.handles)
         arrived = scope.get(ARRIVED) or time.monotonic()
-        deadline.set(arrived + self.request_timeout_s)
+        timeout = self.request_timeout_s
+        deadline.set(arrived + timeout - self.lag.keep_back(timeout))
         if self.tracing is None:
             response = await call_api(self.api, request, self.budget, self.codec)
         else:
@@ -287,6 +297,7 @@ def build_app(
     overrides = {name: contract.batching_overrides_for(name, os.environ) for name in clients}
     handles: dict[object, Handle] = {}  # filled when the app starts, on its event loop
     budget = BodyBudget(max_request_bytes)
+    lag = LoopLag(metrics.loop_lag)
 
     async def livez(request: Request) -> Response:
         return JSONBody({"status": "alive"})
@@ -311,10 +322,12 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        lag.start()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)
             handles[runner] = RemoteHandle(clients[name], loop, runner, observe, overrides[name])
         yield
+        lag.stop()
         for client in clients.values():
             await client.close()
 
@@ -333,7 +346,7 @@ def build_app(
         return JSONBody(document)
 
     def endpoint(api: API, codec: Codec = DESCRIPTORS) -> APIEndpoint:
-        return APIEndpoint(api, metrics, handles, request_timeout_s, budget, codec)
+        return APIEndpoint(api, metrics, handles, request_timeout_s, budget, lag, codec)
 
     endpoints = {api.route: endpoint(api) for api in service.apis.values()}
     routes: list[BaseRoute] = [
