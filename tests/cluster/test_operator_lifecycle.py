@@ -22,6 +22,7 @@ from tests.cluster.operator_process import (
     REPO,
     Operator,
     condition,
+    install_crd,
     names,
     running_operator,
     wait_condition,
@@ -42,6 +43,13 @@ CHILD_KINDS = "deployments,replicasets,pods,services,horizontalpodautoscalers,in
 def operator(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     with running_operator(cluster, tmp_path_factory.mktemp("operator")) as running:
         yield running
+
+
+@pytest.fixture
+def crd(cluster: ControlPlane) -> ControlPlane:
+    """The cluster with the CRD installed, for tests that need no operator running."""
+    install_crd(cluster)
+    return cluster
 
 
 def example() -> dict[str, Any]:
@@ -370,34 +378,32 @@ INVALID = {
 
 @pytest.mark.parametrize("case", list(INVALID))
 def test_invalid_spec_is_rejected_by_kubectl_apply_with_a_readable_message(
-    cluster: ControlPlane, namespace: str, tmp_path: Path, case: str
+    crd: ControlPlane, namespace: str, tmp_path: Path, case: str
 ) -> None:
     break_it, message = INVALID[case]
     manifest = copy.deepcopy(example())
     break_it(manifest)
     path = tmp_path / "invalid.yaml"
     path.write_text(yaml.safe_dump(manifest))
-    result = kubectl_apply(cluster, namespace, path, check=False)
+    result = kubectl_apply(crd, namespace, path, check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert result.stderr.startswith(
         ('The BentoDeployment "composition" is invalid', "Error from server")
     ), result.stderr
-    missing = cluster.kubectl("get", "bd", NAME, "-n", namespace, check=False)
+    missing = crd.kubectl("get", "bd", NAME, "-n", namespace, check=False)
     assert "NotFound" in missing.stderr
 
 
 @pytest.mark.parametrize("value", ["auto", 1, 64])
 def test_max_concurrency_takes_auto_or_a_number_in_its_bounds(
-    cluster: ControlPlane, namespace: str, tmp_path: Path, value: object
+    crd: ControlPlane, namespace: str, tmp_path: Path, value: object
 ) -> None:
     manifest = copy.deepcopy(example())
     manifest["spec"]["runners"][0]["batching"] = {"maxConcurrency": value}
     path = tmp_path / "valid.yaml"
     path.write_text(yaml.safe_dump(manifest))
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False
-    )
+    result = crd.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)
     assert result.returncode == 0, result.stderr
 
 
