@@ -4,7 +4,9 @@ entry as the HTTP API server, wired by the runner map as `kubento serve` wires t
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +27,11 @@ CALLERS = 512
 class Worker:
     """One dependency service's worker process, restartable on the same port."""
 
-    def __init__(self, entry: str, name: str, env: dict[str, str]) -> None:
+    def __init__(self, entry: str, name: str, env: dict[str, str], logs: Path) -> None:
         self.entry, self.name, self.env = entry, name, env
         self.port, self.metrics_port = free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = logs / f"{name}.log"
 
     @property
     def label(self) -> str:
@@ -43,7 +46,10 @@ class Worker:
             self.entry, self.name, host="127.0.0.1", port=self.port, metrics_port=self.metrics_port
         )
         env = {**self.env, contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)}
-        self.process = spawn(argv, env)
+        self.process = spawn(argv, env, log_path=self.log_path)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def wait(self) -> None:
         assert self.process is not None
@@ -71,7 +77,8 @@ def flaky_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def running_graph(entry: str, services: list[str], env: dict[str, str]) -> Iterator[Graph]:
-    workers = {name: Worker(entry, name, env) for name in services}
+    logs = Path(tempfile.mkdtemp(prefix="graph-logs-"))
+    workers = {name: Worker(entry, name, env, logs) for name in services}
     runner_map = {w.label: w.target for w in workers.values()}
     port = free_port()
     api = None
@@ -92,6 +99,7 @@ def running_graph(entry: str, services: list[str], env: dict[str, str]) -> Itera
             stop(api)
         for worker in workers.values():
             worker.stop()
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +110,7 @@ def diamond() -> Iterator[Graph]:
 @pytest.fixture(scope="module")
 def fragile(flaky_file: Path) -> Iterator[Graph]:
     env = {"GRAPH_FLAKY_FILE": str(flaky_file)}
-    yield from running_graph(f"{MODULE}:Fragile", ["Unreliable", "Embed"], env)
+    yield from running_graph(f"{MODULE}:Fragile", ["Unreliable", "Embed", "Relay"], env)
 
 
 def rows(i: int) -> list[list[float]]:
@@ -208,6 +216,29 @@ def test_a_raising_dependency_is_a_500_naming_it_and_recovers(
     assert reply.status_code == 200, reply.text
 
 
+def test_the_request_id_reaches_a_dependency_of_a_dependency(
+    fragile: Graph, flaky_file: Path
+) -> None:
+    """API -> Relay's worker -> Unreliable's worker: the last hop logs the caller's id."""
+    flaky_file.write_text("raise")
+    try:
+        reply = httpx.post(
+            fragile.url + "/relayed",
+            json={"x": rows(2)},
+            headers={"x-request-id": "two-hops-42"},
+            timeout=30,
+        )
+    finally:
+        flaky_file.write_text("ok")
+    assert reply.status_code == 500, reply.text
+    assert reply.json()["detail"] == {"request_id": "two-hops-42"}
+    deadline = time.monotonic() + 10
+    while "request_id=two-hops-42 " not in fragile.workers["Unreliable"].log():
+        assert time.monotonic() < deadline, fragile.workers["Unreliable"].log()[-2000:]
+        time.sleep(0.1)
+    assert "request_id=two-hops-42 " in fragile.workers["Relay"].log()
+
+
 def test_a_dependency_slower_than_the_deadline_is_a_504_within_it(
     fragile: Graph, flaky_file: Path
 ) -> None:
@@ -257,8 +288,10 @@ def test_an_entry_without_an_address_for_a_dependency_refuses_to_start() -> None
         stop(api)
 
 
-def test_a_dependency_service_without_an_address_for_its_own_dependency_exits() -> None:
-    worker = Worker(f"{MODULE}:Diamond", "ModelA", {})
+def test_a_dependency_service_without_an_address_for_its_own_dependency_exits(
+    tmp_path: Path,
+) -> None:
+    worker = Worker(f"{MODULE}:Diamond", "ModelA", {}, tmp_path)
     worker.start({})
     assert worker.process is not None
     try:

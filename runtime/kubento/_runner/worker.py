@@ -37,6 +37,7 @@ from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_M
 from kubento._runner import cpus, gpus, nvml
 from kubento._runner.processes import ENV_WORKER_INDEX, metrics_registry
 from kubento._sdk.handles import deadline as request_deadline
+from kubento._sdk.handles import request_id
 from kubento._sdk.runner import Runner
 from kubento.batching import BadBatch, Dispatcher, DispatcherMetrics, Overloaded, Rejected
 
@@ -137,6 +138,8 @@ class RunnerWorker:
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         request_deadline.set(deadline)  # what a dependency call made from here may use
+        rid = _request_id(context)
+        request_id.set(rid)  # and the id it carries on, so every hop logs the same one
         try:
             if self.tracing is None:
                 result = await method(args, deadline)
@@ -158,12 +161,11 @@ class RunnerWorker:
             # Only the error path needs the request ids (several when the API server
             # coalesced callers): they tie each caller's 500 to this log line. The
             # answer does not carry them, so no caller learns another's id.
-            rid = dict(context.invocation_metadata() or ()).get(contract.REQUEST_ID_METADATA, "")
             log.warning(
                 "runner=%s method=%r request_id=%s error=%r",
                 self.runner.name,
                 request.method,
-                rid if contract.valid_request_id(str(rid)) else repr(rid),
+                rid or "-",
                 exc,
             )
             await _abort(context, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -174,6 +176,14 @@ class RunnerWorker:
         for dispatcher in self.dispatchers:
             await dispatcher.close()
         self.executor.shutdown(wait=True)
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The call's request id, "" when it has none or one not safe to log or forward."""
+    for key, value in context.invocation_metadata() or ():
+        if key == contract.REQUEST_ID_METADATA:
+            return value if isinstance(value, str) and contract.valid_request_id(value) else ""
+    return ""
 
 
 async def _abort(

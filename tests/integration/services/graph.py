@@ -92,10 +92,22 @@ class Unreliable:
         return x * 10
 
 
+@kubento.service
+class Relay:
+    """A hop between the entry and Unreliable: a dependency's own dependency."""
+
+    unreliable = kubento.depends(Unreliable)
+
+    @kubento.api
+    async def work(self, x: np.ndarray) -> np.ndarray:
+        return await self.unreliable.to_async.work(x)
+
+
 @kubento.service(traffic={"timeout": 1})
 class Fragile:
     unreliable = kubento.depends(Unreliable)
     embed = kubento.depends(Embed)
+    relay = kubento.depends(Relay)
 
     @kubento.api
     async def both(self, x: Rows) -> dict[str, list[list[float]]]:
@@ -107,6 +119,10 @@ class Fragile:
     @kubento.api
     async def embed_only(self, x: Rows) -> np.ndarray:
         return await self.embed.to_async.encode(x)
+
+    @kubento.api
+    async def relayed(self, x: Rows) -> np.ndarray:
+        return await self.relay.to_async.work(x)
 
 
 @kubento.service(traffic={"timeout": 2})
