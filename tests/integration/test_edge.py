@@ -334,3 +334,45 @@ def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_
     status, body = answers[1]
     assert status == 504, body
     assert "did not finish within the request's time" in body["error"]
+
+
+def test_liveness_answered_as_parsed_keeps_the_connection_and_its_order() -> None:
+    """/livez is answered by the protocol itself when the connection is idle: the answer is
+    well-formed, keep-alive still works for what follows, `Connection: close` closes, and a
+    /livez queued behind a slow request waits its turn."""
+    with running_service("pipelined:svc", []) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        live = b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n"
+        hog = b"POST /hog HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        hog += b"Content-Length: 3\r\n\r\n0.3"
+
+        def answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+            reader = sock.makefile("rb")
+            got = []
+            for _ in range(count):
+                status = int(reader.readline().split()[1])
+                headers = {}
+                while (line := reader.readline()) != b"\r\n":
+                    name, _, value = line.decode().partition(":")
+                    headers[name.lower()] = value.strip()
+                got.append((status, headers, reader.read(int(headers["content-length"]))))
+            return got
+
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(live)
+            sock.sendall(live + hog + live)  # the second /livez waits for the hog's answer
+            (a, b, c, d) = answers(sock, 4)
+            assert [a[0], b[0], c[0], d[0]] == [200, 200, 200, 200]
+            assert json.loads(a[2]) == json.loads(b[2]) == json.loads(d[2]) == {"status": "alive"}
+            assert a[1]["content-type"] == "application/json"
+            # Which way each went: uvicorn adds `server` and `date` to what the app answers.
+            assert "date" not in a[1] and "date" not in b[1] and "date" in d[1]
+            assert json.loads(c[2]) == "hogged"
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            ((status, headers, _),) = answers(sock, 1)
+            assert (status, headers["connection"]) == (200, "close")
+            assert sock.recv(1) == b""  # closed by the server
+        # With a body or a query, the app's route answers the same.
+        reply = httpx.request("GET", url + "/livez?x=1", content=b"{}")
+        assert (reply.status_code, reply.json()) == (200, {"status": "alive"})

@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
 from kubento._api.lag import LoopLag
-from kubento._api.protocol import ARRIVED
+from kubento._api.protocol import ALIVE, ARRIVED
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
@@ -300,7 +300,7 @@ def build_app(
     lag = LoopLag(metrics.loop_lag)
 
     async def livez(request: Request) -> Response:
-        return JSONBody({"status": "alive"})
+        return JSONBody(ALIVE)
 
     async def not_ready() -> list[str]:
         names = list(clients)
