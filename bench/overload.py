@@ -31,6 +31,7 @@ SAMPLERS = 64
 """Sampling connections, alongside wrk's: enough that the few requests turned away at
 capacity show up among their answers."""
 PROBE_EVERY_S = 0.1
+PROBES = (contract.LIVENESS_PATH, contract.READINESS_PATH)
 
 
 async def connection(
@@ -62,20 +63,24 @@ def quantile(values: list[float], q: float) -> float:
 
 async def drive(
     url: str, connections: int, seconds: float
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(status, seconds) of the sampled POSTs, and of /livez asked every PROBE_EVERY_S."""
+) -> tuple[list[tuple[int, float]], dict[str, list[tuple[int, float]]]]:
+    """(status, seconds) of the sampled POSTs, and of each probe asked every PROBE_EVERY_S."""
     port = int(url.rsplit(":", 1)[1])
     body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
     post = (
         f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    probe = f"GET {contract.LIVENESS_PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     seen: list[tuple[int, float]] = []
-    probes: list[tuple[int, float]] = []
+    probes: dict[str, list[tuple[int, float]]] = {path: [] for path in PROBES}
     until = time.monotonic() + seconds
     await asyncio.gather(
-        connection(port, probe, PROBE_EVERY_S, until, probes),
+        *(
+            connection(
+                port, f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode(), PROBE_EVERY_S, until, got
+            )
+            for path, got in probes.items()
+        ),
         *(connection(port, post, 0.02, until, seen) for _ in range(connections)),
     )
     return seen, probes
@@ -120,12 +125,13 @@ def main() -> int:
         f"turned away (429/503): {len(refused)}, time to the answer p50 "
         f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
     )
-    alive = [s for status, s in probes if status == 200]
-    print(
-        f"{contract.LIVENESS_PATH} every {PROBE_EVERY_S:g} s: {len(alive)} of {len(probes)} "
-        f"answered 200, p50 {1000 * quantile(alive, 0.5):.1f} ms, "
-        f"p99 {1000 * quantile(alive, 0.99):.1f} ms, max {1000 * max(alive, default=0):.1f} ms"
-    )
+    for path, answers in probes.items():
+        ok = [s for status, s in answers if status == 200]
+        print(
+            f"{path} every {PROBE_EVERY_S:g} s: {len(ok)} of {len(answers)} answered 200, "
+            f"p50 {1000 * quantile(ok, 0.5):.1f} ms, p99 {1000 * quantile(ok, 0.99):.1f} ms, "
+            f"max {1000 * max(ok, default=0):.1f} ms"
+        )
     return 0
 
 

@@ -336,8 +336,8 @@ def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_
     assert "did not finish within the request's time" in body["error"]
 
 
-def test_liveness_answered_as_parsed_keeps_the_connection_and_its_order() -> None:
-    """/livez is answered by the protocol itself when the connection is idle: the answer is
+def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:
+    """/livez and /readyz are answered by the protocol itself when the connection is idle: it is
     well-formed, keep-alive still works for what follows, `Connection: close` closes, and a
     /livez queued behind a slow request waits its turn."""
     with running_service("pipelined:svc", []) as (url, _):
@@ -373,6 +373,13 @@ def test_liveness_answered_as_parsed_keeps_the_connection_and_its_order() -> Non
             ((status, headers, _),) = answers(sock, 1)
             assert (status, headers["connection"]) == (200, "close")
             assert sock.recv(1) == b""  # closed by the server
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+            ((status, headers, body),) = answers(sock, 1)
+            assert (status, json.loads(body)) == (200, {"status": "ready", "runners": []})
+            assert "date" not in headers
         # With a body or a query, the app's route answers the same.
         reply = httpx.request("GET", url + "/livez?x=1", content=b"{}")
         assert (reply.status_code, reply.json()) == (200, {"status": "alive"})
+        reply = httpx.get(url + "/readyz?x=1")
+        assert (reply.status_code, reply.json()) == (200, {"status": "ready", "runners": []})

@@ -9,7 +9,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -33,7 +33,8 @@ from starlette.types import Receive, Scope, Send
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
 from kubento._api.lag import LoopLag
-from kubento._api.protocol import ALIVE, ARRIVED
+from kubento._api.probes import Probes
+from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
@@ -299,22 +300,19 @@ def build_app(
     budget = BodyBudget(max_request_bytes)
     lag = LoopLag(metrics.loop_lag)
 
-    async def livez(request: Request) -> Response:
-        return JSONBody(ALIVE)
+    probes = Probes(clients)
 
-    async def not_ready() -> list[str]:
-        names = list(clients)
-        results = await asyncio.gather(*(clients[name].healthy() for name in names))
-        return [name for name, ok in zip(names, results, strict=True) if not ok]
+    def probe_route(path: str) -> Callable[[Request], Awaitable[Response]]:
+        answer = probes.answers[path.encode()]
+
+        async def route(request: Request) -> Response:
+            status, body = answer()
+            return Response(body, status_code=status, media_type="application/json")
+
+        return route
 
     async def ready() -> bool:
-        return not await not_ready()
-
-    async def readyz(request: Request) -> Response:
-        runners = await not_ready()
-        if runners:
-            return error_response(503, "runners not ready", {"runners": runners})
-        return JSONBody({"status": "ready", "runners": list(clients)})
+        return probes.ready
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -323,11 +321,13 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         lag.start()
+        probes.start()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)
             handles[runner] = RemoteHandle(clients[name], loop, runner, observe, overrides[name])
         yield
         lag.stop()
+        await probes.stop()
         for client in clients.values():
             await client.close()
 
@@ -353,8 +353,8 @@ def build_app(
         Route(path, api_endpoint, methods=["POST"]) for path, api_endpoint in endpoints.items()
     ]
     routes += [
-        Route(contract.LIVENESS_PATH, livez, methods=["GET"]),
-        Route(contract.READINESS_PATH, readyz, methods=["GET"]),
+        Route(contract.LIVENESS_PATH, probe_route(contract.LIVENESS_PATH), methods=["GET"]),
+        Route(contract.READINESS_PATH, probe_route(contract.READINESS_PATH), methods=["GET"]),
         Route(contract.METRICS_PATH, metrics_endpoint, methods=["GET"]),
         Route(contract.OPENAPI_PATH, openapi_document, methods=["GET"]),
         *swagger.routes(service.name),
@@ -362,6 +362,7 @@ def build_app(
     ]
     app = APIApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.endpoints = endpoints
+    setattr(app, PROBE_ANSWERS, probes.answers)
     # `POST /classify/` must not redirect to an absolute URL built from the Host header.
     app.router.redirect_slashes = False
     return app

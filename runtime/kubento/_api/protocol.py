@@ -1,6 +1,6 @@
 """uvicorn's httptools protocol with the limits its parser lacks: the size and count of a
 request's headers, and how long a client may take to send them (slowloris); a response's
-head and body sent in one write; and liveness answered as soon as its request is parsed."""
+head and body sent in one write; and probes answered as soon as their request is parsed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-from kubento import contract
 
 MAX_HEAD_BYTES = 64 * 1024
 """Request line plus headers; more is refused with 431 (nginx allows 4 x 8 KiB by default)."""
@@ -74,13 +72,10 @@ class CorkedTransport:
         return getattr(self._transport, name)
 
 
-ALIVE = {"status": "alive"}
-"""The liveness answer's body, here and on the app's own route."""
-_ALIVE_BODY = json.dumps(ALIVE, separators=(",", ":")).encode()
-_ALIVE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(
-    _ALIVE_BODY
-)
-_LIVENESS_URL = contract.LIVENESS_PATH.encode()
+PROBE_ANSWERS = "probe_answers"
+"""The app attribute mapping a probe's path (bytes) to what it answers now: a function
+giving (status, JSON body). See `kubento._api.probes`."""
+_REASONS = {200: b"OK", 503: b"Service Unavailable"}
 
 
 class HeadRefused(Exception):
@@ -141,25 +136,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadRefused
         self._in_head = False
         self._stop_timer()
-        if self._liveness_now():
+        if self._probe_now():
             return
         super().on_headers_complete()
 
-    def _liveness_now(self) -> bool:
-        """Answer `GET /livez` here, in the loop step that parsed it, when nothing else is in
-        progress on the connection: as an ASGI task it would wait two or three more steps of
-        a loop that may be busy for tens of milliseconds each. A loop that answers this is
-        alive. Anything else (a query, a body, a request queued behind another) takes the
-        app's route, which answers the same."""
-        if self.url != _LIVENESS_URL or self.parser.get_method() != b"GET":
+    def _probe_now(self) -> bool:
+        """Answer a probe (`GET /livez`, `GET /readyz`) here, in the loop step that parsed
+        it, when nothing else is in progress on the connection: as an ASGI task it would wait
+        two or three more steps of a loop that may be busy for tens of milliseconds each.
+        Anything else (a query, a body, a request queued behind another) takes the app's
+        route, which answers the same."""
+        answer = getattr(self.app, PROBE_ANSWERS, {}).get(self.url)
+        if answer is None or self.parser.get_method() != b"GET":
             return False
         if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
             return False
         if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
             return False
+        status, body = answer()
         keep_alive = self.parser.should_keep_alive()
-        connection = b"" if keep_alive else b"connection: close\r\n"
-        self.transport.write(_ALIVE_HEAD + connection + b"\r\n" + _ALIVE_BODY)
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (
+                status,
+                _REASONS[status],
+                len(body),
+                b"" if keep_alive else b"connection: close\r\n",
+                body,
+            )
+        )
         self.transport.flush()  # type: ignore[attr-defined]
         self._answered = True
         if keep_alive:
@@ -179,7 +184,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
 
     def on_message_complete(self) -> None:
-        if self._answered:  # by _liveness_now: there is no cycle to complete
+        if self._answered:  # by _probe_now: there is no cycle to complete
             self._answered = False
         else:
             super().on_message_complete()
