@@ -305,31 +305,37 @@ async def test_a_runner_shutting_down_under_load_answers_503_never_500(
     assert 200 in statuses and 503 in statuses
 
 
+def raw_post(path: str, body: bytes) -> bytes:
+    """A JSON POST as bytes, for a test that writes requests on a socket itself."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def raw_answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """The next `count` responses on `sock`: status, headers (lower-case names) and body."""
+    reader = sock.makefile("rb")
+    got = []
+    for _ in range(count):
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline()) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        got.append((status, headers, reader.read(int(headers["content-length"]))))
+    return got
+
+
 def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_it() -> None:
     """Two requests pipelined on one connection: the second is parsed at once but runs only
     after the first held the loop for 0.8 s; with 1 s end to end its 0.4 s no longer fits."""
     env = {contract.ENV_REQUEST_TIMEOUT: "1"}
     with running_service("pipelined:svc", [], env=env) as (url, _):
         host, port = url.removeprefix("http://").split(":")
-
-        def post(path: str, body: bytes) -> bytes:
-            return (
-                f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
-
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(post("/hog", b"0.8") + post("/wait", b"0.4"))
-            reader = sock.makefile("rb")
-            answers = []
-            for _ in range(2):
-                status = int(reader.readline().split()[1])
-                length = 0
-                while (line := reader.readline()) != b"\r\n":
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                answers.append((status, json.loads(reader.read(length))))
+            sock.sendall(raw_post("/hog", b"0.8") + raw_post("/wait", b"0.4"))
+            answers = [(status, json.loads(body)) for status, _, body in raw_answers(sock, 2)]
     assert answers[0] == (200, "hogged")
     status, body = answers[1]
     assert status == 504, body
@@ -343,25 +349,12 @@ def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:
     with running_service("pipelined:svc", []) as (url, _):
         host, port = url.removeprefix("http://").split(":")
         live = b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n"
-        hog = b"POST /hog HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        hog += b"Content-Length: 3\r\n\r\n0.3"
-
-        def answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
-            reader = sock.makefile("rb")
-            got = []
-            for _ in range(count):
-                status = int(reader.readline().split()[1])
-                headers = {}
-                while (line := reader.readline()) != b"\r\n":
-                    name, _, value = line.decode().partition(":")
-                    headers[name.lower()] = value.strip()
-                got.append((status, headers, reader.read(int(headers["content-length"]))))
-            return got
+        hog = raw_post("/hog", b"0.3")
 
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(live)
             sock.sendall(live + hog + live)  # the second /livez waits for the hog's answer
-            (a, b, c, d) = answers(sock, 4)
+            (a, b, c, d) = raw_answers(sock, 4)
             assert [a[0], b[0], c[0], d[0]] == [200, 200, 200, 200]
             assert json.loads(a[2]) == json.loads(b[2]) == json.loads(d[2]) == {"status": "alive"}
             assert a[1]["content-type"] == "application/json"
@@ -370,12 +363,12 @@ def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:
             assert json.loads(c[2]) == "hogged"
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            ((status, headers, _),) = answers(sock, 1)
+            ((status, headers, _),) = raw_answers(sock, 1)
             assert (status, headers["connection"]) == (200, "close")
             assert sock.recv(1) == b""  # closed by the server
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
-            ((status, headers, body),) = answers(sock, 1)
+            ((status, headers, body),) = raw_answers(sock, 1)
             assert (status, json.loads(body)) == (200, {"status": "ready", "runners": []})
             assert "date" not in headers
         # With a body or a query, the app's route answers the same.

@@ -10,7 +10,6 @@ runner admits can still be written back within the request's end-to-end time.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
 from prometheus_client import Gauge
@@ -22,7 +21,7 @@ MAX_SHARE = 0.5
 
 
 class LoopLag:
-    def __init__(self, gauge: Gauge | None = None) -> None:
+    def __init__(self, gauge: Gauge) -> None:
         self.margin_s = 0.0
         self.gauge = gauge
         self._recent: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
@@ -42,13 +41,12 @@ class LoopLag:
         return min(self.margin_s, MAX_SHARE * time_s)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._due = time.monotonic() + TICK_S
-        self._handle = loop.call_at(loop.time() + TICK_S, self._tick, loop)
+        self._due = loop.time() + TICK_S
+        self._handle = loop.call_at(self._due, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        late = max(0.0, time.monotonic() - self._due)
+        late = max(0.0, loop.time() - self._due)
         self._recent.append(late)
         self.margin_s = max(self._recent)
-        if self.gauge is not None:
-            self.gauge.set(late)
+        self.gauge.set(late)
         self._schedule(loop)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import pydantic_core
 
 from kubento import contract
+from kubento._api.protocol import error_content
 
 log = logging.getLogger("kubento.api")
 
@@ -72,8 +73,7 @@ class Probes:
 
     def _readiness(self) -> Answer:
         if self.not_ready:
-            body = {"error": "runners not ready", "detail": {"runners": self.not_ready}}
-            return 503, _json(body)
+            return 503, _json(error_content("runners not ready", {"runners": self.not_ready}))
         return 200, _json({"status": "ready", "runners": list(self.clients)})
 
     def start(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -75,7 +76,11 @@ class CorkedTransport:
 PROBE_ANSWERS = "probe_answers"
 """The app attribute mapping a probe's path (bytes) to what it answers now: a function
 giving (status, JSON body). See `kubento._api.probes`."""
-_REASONS = {200: b"OK", 503: b"Service Unavailable"}
+
+
+def error_content(error: str, detail: Any = None) -> dict[str, Any]:
+    """The JSON body of every error the API server answers: what was wrong, and details."""
+    return {"error": error, "detail": detail}
 
 
 class HeadRefused(Exception):
@@ -89,6 +94,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         corked = CorkedTransport(transport, self.loop)
         super().connection_made(corked)  # type: ignore[arg-type]
+        self._probes = getattr(self.app, PROBE_ANSWERS, {})
         self._start_head()
 
     def _start_head(self) -> None:
@@ -146,26 +152,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         two or three more steps of a loop that may be busy for tens of milliseconds each.
         Anything else (a query, a body, a request queued behind another) takes the app's
         route, which answers the same."""
-        answer = getattr(self.app, PROBE_ANSWERS, {}).get(self.url)
+        answer = self._probes.get(self.url)
         if answer is None or self.parser.get_method() != b"GET":
             return False
         if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
             return False
         if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
             return False
-        status, body = answer()
         keep_alive = self.parser.should_keep_alive()
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (
-                status,
-                _REASONS[status],
-                len(body),
-                b"" if keep_alive else b"connection: close\r\n",
-                body,
-            )
-        )
-        self.transport.flush()  # type: ignore[attr-defined]
+        self._write_json(*answer(), keep_alive=keep_alive)
         self._answered = True
         if keep_alive:
             self.on_response_complete()  # arms the keep-alive timeout, as after any answer
@@ -202,13 +197,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and not self.transport.is_closing():
             self._refuse(408, f"request headers did not arrive within {HEAD_TIMEOUT_S:g} s")
 
-    def _refuse(self, status: int, message: str) -> None:
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
-        body = json.dumps({"error": message, "detail": None}).encode()
+    def _write_json(self, status: int, body: bytes, *, keep_alive: bool) -> None:
+        """A whole JSON response, written now: for answers given without the app."""
         self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (
+                status,
+                HTTPStatus(status).phrase.encode(),
+                len(body),
+                b"" if keep_alive else b"connection: close\r\n",
+                body,
+            )
         )
+        self.transport.flush()  # type: ignore[attr-defined]
+
+    def _refuse(self, status: int, message: str) -> None:
+        self._write_json(status, json.dumps(error_content(message)).encode(), keep_alive=False)
         self.transport.close()
         self._refused = True
         self._in_head = False
