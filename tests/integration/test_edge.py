@@ -374,5 +374,7 @@ def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:
         # With a body or a query, the app's route answers the same.
         reply = httpx.request("GET", url + "/livez?x=1", content=b"{}")
         assert (reply.status_code, reply.json()) == (200, {"status": "alive"})
+        assert "date" in reply.headers  # the app's answer
         reply = httpx.get(url + "/readyz?x=1")
         assert (reply.status_code, reply.json()) == (200, {"status": "ready", "runners": []})
+        assert "date" in reply.headers
