@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.controlplane import REPO, ControlPlane, ControlPlaneError, find_binaries
+from tests.cluster.operator_process import STARTED
 
 WORKDIR = REPO / ".kubento" / "test-clusters"
 LOGS = REPO / ".kubento" / "test-cluster-logs"
@@ -130,6 +131,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             f"{plane.log_tail(component, LOG_TAIL_LINES)}"
         )
     report.sections.append(("control plane logs", "\n".join(parts)))
+    for operator in STARTED:
+        report.sections.append(("operator log", operator.tail()))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

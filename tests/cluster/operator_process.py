@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ from tests.cluster.controlplane import ControlPlane
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "bentodeployments.serving.kubento.io.yaml"
 OPERATOR = str(Path(sys.executable).parent / "kubento-operator")
+STARTUP_TIMEOUT_S = 60
+LOG_TAIL_LINES = 40
+
+STARTED: list[Operator] = []
+"""The operators of the test modules running now, for the failure report (conftest.py)."""
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90) -> Any:
@@ -54,11 +60,17 @@ class Operator:
 
     cluster: ControlPlane
     log: Path
-    health: int = field(default_factory=free_port)
-    metrics: int = field(default_factory=free_port)
+    health: int = 0  # ports are chosen by start()
+    metrics: int = 0
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the process and wait until it serves /healthz, or fail with its log.
+
+        Each start takes fresh ports: one freed by a kill may be taken meanwhile by any
+        process on the machine, and an operator that cannot bind its ports exits.
+        """
+        self.health, self.metrics = free_port(), free_port()
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [
@@ -74,6 +86,29 @@ class Operator:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        if self not in STARTED:
+            STARTED.append(self)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self.healthy():
+            if not self.running():
+                pytest.fail(f"the operator exited at startup:\n{self.tail()}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"the operator never served /healthz:\n{self.tail()}", pytrace=False)
+            time.sleep(0.2)
+
+    def healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.health}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The process state and the last lines of its log."""
+        state = "running" if self.running() else f"exited ({self.process and self.process.poll()})"
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join([f"operator {state}, log {self.log}:", *text.splitlines()[-lines:]])
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -108,6 +143,7 @@ def running_operator(cluster: ControlPlane, workdir: Path) -> Iterator[Operator]
         yield operator
     finally:
         operator.stop()
+        STARTED.remove(operator)
         if os.environ.get("KUBENTO_SHOW_OPERATOR_LOG"):
             print(operator.log.read_text())
 
