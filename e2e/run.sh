@@ -99,6 +99,8 @@ collect() {
 	"$helm" status "$RELEASE" -n "$OPERATOR_NAMESPACE" >"$artifacts/helm-status.txt" 2>&1 || true
 	kubectl get apiservices -o wide >"$artifacts/apiservices.txt" 2>&1 || true
 	kubectl -n kube-system logs deployment/metrics-server --timestamps >"$artifacts/logs-metrics-server.txt" 2>&1 || true
+	kubectl -n kube-system logs daemonset/kube-network-policies --timestamps >"$artifacts/logs-kube-network-policies.txt" 2>&1 || true
+	kubectl get networkpolicies -A -o yaml >"$artifacts/networkpolicies.yaml" 2>&1 || true
 	"$kind" export logs "$artifacts/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
@@ -380,12 +382,15 @@ config="$artifacts/kind.yaml"
 cp e2e/kind.yaml "$config"
 official=$(awk '$1 == "image:" { print $2; exit }' e2e/kind.yaml)
 image_flag=()
+network_policies="" # the NetworkPolicy agent's image, where the node image's CNI enforces none
 if docker image inspect "$official" >/dev/null 2>&1 || timeout 300 docker pull "$official" >/dev/null 2>&1; then
 	echo "e2e: node image $official" >&2
 else
 	echo "e2e: $official cannot be pulled: building a node image here (cached)" >&2
 	node_image=$(bash e2e/node-image.sh "$kind")
 	image_flag=(--image "$node_image")
+	network_policies=$(docker image inspect -f '{{index .Config.Labels "kubento.network-policies"}}' "$node_image")
+	[[ -n "$network_policies" ]] || die "$node_image names no NetworkPolicy agent (label kubento.network-policies)"
 	etcd_tag=$(docker image ls --format '{{.Tag}}' registry.k8s.io/etcd | head -n1)
 	cat >>"$config" <<YAML
 networking:
@@ -414,6 +419,14 @@ log "kind: creating cluster $CLUSTER"
 "$kind" create cluster --name "$CLUSTER" --config "$config" "${image_flag[@]}" --wait 5m
 kubectl config use-context "kind-$CLUSTER"
 kubectl -n kube-system wait deployment/coredns --for=condition=Available --timeout=3m
+if [[ -n "$network_policies" ]]; then
+	# The official image's kindnetd enforces NetworkPolicy itself (kind >= v0.24); this one's CNI
+	# does not, so the agent kindnetd embeds runs beside it (e2e/network-policies.yaml).
+	log "NetworkPolicy agent $network_policies (the local node image's CNI enforces none)"
+	sed "s|image: IMAGE$|image: $network_policies|" e2e/network-policies.yaml | kubectl apply -f - >/dev/null
+	kubectl -n kube-system rollout status daemonset/kube-network-policies --timeout=2m
+	kubectl -n kube-system logs daemonset/kube-network-policies | sed -n '1s/^/e2e: kube-network-policies: /p' >&2
+fi
 for image in "$OPERATOR_IMAGE" kubento-quickstart:$TAG kubento-composition:$TAG "$metrics_image"; do
 	"$kind" load docker-image "$image" --name "$CLUSTER"
 done
