@@ -17,20 +17,24 @@ pinned() { # pinned MODULE_DIR GO_MODULE -> the version the wrapper requires
 		"$mods/$1/go.mod" | head -n1
 }
 
-build() { # build MODULE_DIR CGO TAGS LDFLAGS PACKAGE...
-	local module=$1 cgo=$2 tags=$3 ldflags=$4
-	shift 4
-	local missing=0 pkg
-	for pkg in "$@"; do [[ -x "$out/$(basename "$pkg")" ]] || missing=1; done
-	((missing)) || return 0
+go_build() { # go_build MODULE_DIR CGO TAGS LDFLAGS OUTPUT PACKAGE...
+	local module=$1 cgo=$2 tags=$3 ldflags=$4 output=$5
+	shift 5
 	echo "node-bins: building $module ($*)" >&2
 	local start=$SECONDS
 	(
 		cd "$mods/$module"
 		GOTOOLCHAIN=local CGO_ENABLED=$cgo GOFLAGS="-trimpath -mod=readonly" \
-			nice -n 10 "$go_bin" build -p "$jobs" -tags "$tags" -ldflags "-s -w $ldflags" -o "$out/" "$@"
+			nice -n 10 "$go_bin" build -p "$jobs" -tags "$tags" -ldflags "-s -w $ldflags" -o "$output" "$@"
 	)
 	echo "node-bins: built $module in $((SECONDS - start))s" >&2
+}
+
+build() { # build MODULE_DIR CGO TAGS LDFLAGS PACKAGE...: each PACKAGE's binary, named after it
+	local missing=0 pkg
+	for pkg in "${@:5}"; do [[ -x "$out/$(basename "$pkg")" ]] || missing=1; done
+	((missing)) || return 0
+	go_build "$1" "$2" "$3" "$4" "$out/" "${@:5}"
 }
 
 kube=$(pinned kubernetes k8s.io/kubernetes)
@@ -62,6 +66,11 @@ build cni 0 "" "" $p/ipam/host-local $p/main/loopback $p/main/ptp $p/meta/portma
 
 # CoreDNS with the plugins a kind cluster uses (bins/coredns/main.go), not all of them.
 build coredns 0 "" "" kubento.dev/e2e-bins/coredns
+
+# The NetworkPolicy agent (e2e/network-policies.yaml), as upstream builds it; its main package
+# is .../cmd, so the binary is named here.
+[[ -x "$out/kube-network-policies" ]] ||
+	go_build kube-network-policies 0 "" "" "$out/kube-network-policies" sigs.k8s.io/kube-network-policies/cmd
 
 if [[ ! -x "$out/pause" ]]; then # kubeadm's sandbox image: pause.c from the Kubernetes module
 	src=$(cd "$mods/kubernetes" && GOFLAGS=-mod=readonly "$go_bin" list -m -f '{{.Dir}}' k8s.io/kubernetes)

@@ -15,6 +15,10 @@
 #     file, so kube-proxy.tar carries the extra images and lists their names first, plus the
 #     names of images this image deliberately leaves out (kindnetd, local-path storage, and
 #     etcd's default tag: kubeadm is told the tag of the etcd built here, see e2e/run.sh);
+#   - for NetworkPolicy, which that CNI does not enforce, the image of kube-network-policies
+#     (the agent kindnetd embeds) FROM the base, for its iptables and nft, preloaded too; the
+#     node image's label kubento.network-policies names it, and e2e/run.sh deploys it
+#     (e2e/network-policies.yaml);
 #   - no default StorageClass: the suite uses no volumes.
 # Everything is keyed on the pinned versions: a second run prints the cached image at once.
 set -euo pipefail
@@ -141,7 +145,15 @@ scratch_image registry.k8s.io/coredns/coredns:v1.12.0 "$bins/coredns" entrypoint
 scratch_image registry.k8s.io/pause:3.10 "$bins/pause" entrypoint
 printf 'FROM %s\nCOPY kube-proxy /usr/local/bin/kube-proxy\n' "$base" >"$bins/Dockerfile.kube-proxy"
 docker build -q -f "$bins/Dockerfile.kube-proxy" -t "registry.k8s.io/kube-proxy-amd64:$kube" "$bins" >/dev/null
-extra=("registry.k8s.io/kube-proxy-amd64:$kube" "$etcd_image" registry.k8s.io/coredns/coredns:v1.12.0 registry.k8s.io/pause:3.10)
+agent="kubento/kube-network-policies:$(awk '$1 == "require" && $2 == "sigs.k8s.io/kube-network-policies" { print $3 }' \
+	"$here/bins/kube-network-policies/go.mod")"
+ctx=$(mktemp -d)
+cp "$bins/kube-network-policies" "$ctx/"
+printf 'FROM %s\nCOPY kube-network-policies /usr/local/bin/\nSTOPSIGNAL SIGTERM\nENTRYPOINT ["/usr/local/bin/kube-network-policies"]\n' \
+	"$base" >"$ctx/Dockerfile"
+docker build -q -t "$agent" "$ctx" >/dev/null
+rm -rf "$ctx"
+extra=("registry.k8s.io/kube-proxy-amd64:$kube" "$etcd_image" registry.k8s.io/coredns/coredns:v1.12.0 registry.k8s.io/pause:3.10 "$agent")
 mapfile -t left_out < <(
 	"$bins/kubeadm" config images list --kubernetes-version "$kube" 2>/dev/null | grep /etcd:
 	grep -ho 'docker.io/kindest/[a-z-]*:[a-z0-9-]*' "$kind_src"/pkg/build/nodeimage/const_*.go | sort -u
@@ -170,8 +182,8 @@ rm -rf "$k8s"
 log "kind build node-image $image (kind pulls the base image a few times first, harmlessly)"
 "$kind" build node-image --type file "$work/kubernetes-server-linux-amd64.tar.gz" \
 	--base-image "$base" --image "$image-kind" >&2
-printf 'FROM %s\nRUN printf "%s\\n" "# The locally built node image has no default StorageClass (e2e/node-image.sh)." "apiVersion: v1" "kind: ConfigMap" "metadata: {name: kubento-no-default-storage, namespace: kube-system}" >/kind/manifests/default-storage.yaml\n' \
-	"$image-kind" '%s' | docker build -q -t "$image" - >/dev/null
+printf 'FROM %s\nRUN printf "%s\\n" "# The locally built node image has no default StorageClass (e2e/node-image.sh)." "apiVersion: v1" "kind: ConfigMap" "metadata: {name: kubento-no-default-storage, namespace: kube-system}" >/kind/manifests/default-storage.yaml\nLABEL kubento.network-policies=%s\n' \
+	"$image-kind" '%s' "$agent" | docker build -q -t "$image" - >/dev/null
 docker rmi "$image-kind" >/dev/null
 rm -f "$work/kubernetes-server-linux-amd64.tar.gz"
 log "built $image in $((SECONDS - start))s"

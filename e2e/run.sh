@@ -6,7 +6,9 @@
 #      a node image built here for the same kind release (e2e/node-image.sh, cached)
 #   3. helm install the operator chart; namespaces enforce the restricted Pod Security Standard
 #   4. the quickstart and composition examples reach condition=Ready and answer through the API
-#      Service what their models give when called directly in the same image
+#      Service what their models give when called directly in the same image; the quickstart's
+#      NetworkPolicies are enforced (a pod of no BentoDeployment reaches the API's HTTP and the
+#      runner's metrics, not its gRPC), and the same probe gets through with them turned off
 #   5. a runner pod deleted under a trickle of requests: 503s, then recovery; a `kubectl rollout
 #      restart` of the runner under the trickle: no failed request
 #   6. the runner scaled to 3 pods: every pod's runner metrics count calls, answers stay right;
@@ -99,6 +101,8 @@ collect() {
 	"$helm" status "$RELEASE" -n "$OPERATOR_NAMESPACE" >"$artifacts/helm-status.txt" 2>&1 || true
 	kubectl get apiservices -o wide >"$artifacts/apiservices.txt" 2>&1 || true
 	kubectl -n kube-system logs deployment/metrics-server --timestamps >"$artifacts/logs-metrics-server.txt" 2>&1 || true
+	kubectl -n kube-system logs daemonset/kube-network-policies --timestamps >"$artifacts/logs-kube-network-policies.txt" 2>&1 || true
+	kubectl get networkpolicies -A -o yaml >"$artifacts/networkpolicies.yaml" 2>&1 || true
 	"$kind" export logs "$artifacts/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
@@ -332,6 +336,33 @@ PY
 
 trickle() { client_pod "$1" "$2" "$3" "$TRICKLE_PY" "$4"; } # trickle NAME BD API SECONDS
 
+# "open", or how a TCP connection to HOST PORT failed within 3 s ("timeout": SYNs dropped).
+REACH_PY=$(
+	cat <<'PY'
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("open")
+except TimeoutError:
+    print("timeout")
+except OSError as error:
+    print(type(error).__name__)
+PY
+)
+
+# The body of a POST of JSON to URL.
+POST_PY=$(
+	cat <<'PY'
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=10).read().decode())
+PY
+)
+
+reach() { k exec "$1" -- python -c "$REACH_PY" "$2" "$3"; } # reach POD HOST PORT, from POD
+reaches() { [[ "$(reach "$@")" == open ]]; }
+blocked() { [[ "$(reach "$@")" != open ]]; }
+
 load() { client_pod "$1" "$2" "$3" "$LOAD_PY" "$4" "$5"; } # load NAME BD API SECONDS THREADS
 
 trickle_results() { # trickle_results NAME: wait for the pod to finish; print its status lines
@@ -380,12 +411,15 @@ config="$artifacts/kind.yaml"
 cp e2e/kind.yaml "$config"
 official=$(awk '$1 == "image:" { print $2; exit }' e2e/kind.yaml)
 image_flag=()
+network_policies="" # the NetworkPolicy agent's image, where the node image's CNI enforces none
 if docker image inspect "$official" >/dev/null 2>&1 || timeout 300 docker pull "$official" >/dev/null 2>&1; then
 	echo "e2e: node image $official" >&2
 else
 	echo "e2e: $official cannot be pulled: building a node image here (cached)" >&2
 	node_image=$(bash e2e/node-image.sh "$kind")
 	image_flag=(--image "$node_image")
+	network_policies=$(docker image inspect -f '{{index .Config.Labels "kubento.network-policies"}}' "$node_image")
+	[[ -n "$network_policies" ]] || die "$node_image names no NetworkPolicy agent (label kubento.network-policies)"
 	etcd_tag=$(docker image ls --format '{{.Tag}}' registry.k8s.io/etcd | head -n1)
 	cat >>"$config" <<YAML
 networking:
@@ -414,6 +448,14 @@ log "kind: creating cluster $CLUSTER"
 "$kind" create cluster --name "$CLUSTER" --config "$config" "${image_flag[@]}" --wait 5m
 kubectl config use-context "kind-$CLUSTER"
 kubectl -n kube-system wait deployment/coredns --for=condition=Available --timeout=3m
+if [[ -n "$network_policies" ]]; then
+	# The official image's kindnetd enforces NetworkPolicy itself (kind >= v0.24); this one's CNI
+	# does not, so the agent kindnetd embeds runs beside it (e2e/network-policies.yaml).
+	log "NetworkPolicy agent $network_policies (the local node image's CNI enforces none)"
+	sed "s|image: IMAGE$|image: $network_policies|" e2e/network-policies.yaml | kubectl apply -f - >/dev/null
+	kubectl -n kube-system rollout status daemonset/kube-network-policies --timeout=2m
+	kubectl -n kube-system logs daemonset/kube-network-policies | sed -n '1s/^/e2e: kube-network-policies: /p' >&2
+fi
 for image in "$OPERATOR_IMAGE" kubento-quickstart:$TAG kubento-composition:$TAG "$metrics_image"; do
 	"$kind" load docker-image "$image" --name "$CLUSTER"
 done
@@ -449,6 +491,43 @@ k get bentodeployment quickstart
 check_answers quickstart quickstart classify
 runner=$(component quickstart runner deployments)
 [[ $(wc -w <<<"$runner") == 1 ]] || die "expected one runner Deployment, got: $runner"
+
+log "NetworkPolicy enforced: a pod of no BentoDeployment reaches the API and the runner's metrics, not its gRPC"
+# The probe pod carries none of the quickstart's labels; the API answering right proves that
+# the API's own calls to the runner's gRPC port still pass.
+client_pod netpol-probe quickstart classify "import time; time.sleep(3600)"
+runner_pod=$(k get pods -l "serving.kubento.io/deployment=quickstart,serving.kubento.io/component=runner" -o jsonpath='{.items[0].metadata.name}')
+runner_ip=$(k get pod "$runner_pod" -o jsonpath='{.status.podIP}')
+port_of() { k get pod "$runner_pod" -o jsonpath="{.spec.containers[*].ports[?(@.name==\"$1\")].containerPort}"; }
+grpc_port=$(port_of grpc)
+metrics_port=$(port_of metrics)
+policies() { k get networkpolicies -l serving.kubento.io/deployment=quickstart -o name | wc -l; }
+echo "$(policies) NetworkPolicies; runner pod $runner_pod at $runner_ip (gRPC $grpc_port, metrics $metrics_port)" >&2
+api_url="http://$(component quickstart api services | sed 's|.*/||').$APP_NAMESPACE.svc:3000/classify"
+answer=$(k exec netpol-probe -- python -c "$POST_PY" "$api_url" "$REQUEST") || die "the probe pod cannot POST to $api_url"
+want=$(expected quickstart classify)
+same_json "$answer" "$want" || die "from the probe pod, POST /classify answered $answer; the model gives $want"
+echo "probe -> API Service: $answer (right)" >&2
+outcome=$(reach netpol-probe "$runner_ip" "$metrics_port")
+echo "probe -> runner metrics: $outcome" >&2
+[[ "$outcome" == open ]] || die "the runner's metrics port is closed to a pod in its namespace ($outcome): metricsFrom is any namespace"
+outcome=$(reach netpol-probe "$runner_ip" "$grpc_port")
+echo "probe -> runner gRPC: $outcome" >&2
+[[ "$outcome" != open ]] || die "a pod of no BentoDeployment reached the runner's gRPC port: NetworkPolicy is not enforced"
+# The control: the same probe gets through once the operator has pruned the policies, so the
+# check above cannot pass because the port is closed for another reason.
+k patch bentodeployment quickstart --type=merge -p '{"spec": {"networkPolicy": {"enabled": false}}}' >/dev/null
+no_policies() { [[ $(policies) == 0 ]]; }
+eventually 60 no_policies || die "networkPolicy.enabled=false: the operator left $(policies) NetworkPolicies"
+eventually 30 reaches netpol-probe "$runner_ip" "$grpc_port" ||
+	die "with no NetworkPolicy the probe still cannot reach the runner's gRPC port ($(reach netpol-probe "$runner_ip" "$grpc_port")): the check proves nothing"
+echo "networkPolicy.enabled=false: no NetworkPolicies; probe -> runner gRPC: open" >&2
+k patch bentodeployment quickstart --type=merge -p '{"spec": {"networkPolicy": null}}' >/dev/null
+policies_back() { [[ $(policies) == 2 ]]; }
+eventually 60 policies_back || die "networkPolicy back to its default: $(policies) NetworkPolicies, not 2"
+eventually 30 blocked netpol-probe "$runner_ip" "$grpc_port" || die "the runner's gRPC port stayed open once its NetworkPolicy was back"
+echo "networkPolicy default again: $(policies) NetworkPolicies; probe -> runner gRPC: $(reach netpol-probe "$runner_ip" "$grpc_port")" >&2
+k delete pod netpol-probe --grace-period=1 --wait=false >/dev/null
 
 log "composition: three runners, Ready, right answers"
 deploy composition

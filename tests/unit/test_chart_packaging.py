@@ -166,6 +166,32 @@ def test_e2e_script_passes_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _network_policy_agent() -> dict:
+    """The container of the NetworkPolicy agent's DaemonSet (e2e/network-policies.yaml)."""
+    documents = yaml.safe_load_all((REPO / "e2e" / "network-policies.yaml").read_text())
+    (daemonset,) = [d for d in documents if d["kind"] == "DaemonSet"]
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_network_policy_agent_script_passes_shellcheck(tmp_path: Path) -> None:
+    command = _network_policy_agent()["command"]
+    assert command[:2] == ["bash", "-c"]
+    script = tmp_path / "agent.sh"
+    script.write_text("#!/usr/bin/env bash\n" + command[2])
+    result = subprocess.run(
+        [venv_tool("shellcheck"), str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_network_policy_agent_asks_for_capabilities_not_privilege() -> None:
+    # privileged containers fail where the host lacks CAP_SYS_RESOURCE (e2e/engine.sh)
+    context = _network_policy_agent()["securityContext"]
+    assert context["privileged"] is False
+    assert set(context["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+
+
 def test_kind_nodes_are_pinned_by_digest_to_one_image() -> None:
     config = yaml.safe_load(KIND_CONFIG.read_text())
     images = {node["image"] for node in config["nodes"]}
