@@ -13,6 +13,7 @@ import kopf
 
 from kubento_operator import naming, reconcile
 from kubento_operator.cluster import Cluster, load_api_client
+from kubento_operator.coalesce import Coalescer
 
 RETRY_DELAY_SECONDS = 30
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
@@ -36,6 +37,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.label_selectors[("apps", "v1", "deployments")] = MANAGED_SELECTOR
     settings.watching.label_selectors[("v1", "pods")] = MANAGED_SELECTOR
     memo.cluster = Cluster(load_api_client())
+    memo.refreshes = Coalescer()
 
 
 def _warn(owner: Mapping[str, Any], reason: str, message: str) -> None:
@@ -60,7 +62,11 @@ def _refresh_parent(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger) 
     if not parent or not namespace:
         return
     cluster: Cluster = memo.cluster
-    if reconcile.refresh_status(cluster, namespace, parent, warn=_warn):
+    refreshes: Coalescer = memo.refreshes
+    if refreshes.run(
+        (namespace, parent),
+        lambda: reconcile.refresh_status(cluster, namespace, parent, warn=_warn),
+    ):
         logger.debug("status refreshed bentodeployment=%s/%s", namespace, parent)
 
 

@@ -32,6 +32,7 @@ INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
 OPERATOR_REASONS = (INVALID_SPEC, APPLY_FAILED)
 MAX_STATUS_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 STATUS_FIELDS = tuple(
     field.alias or name for name, field in spec.BentoDeploymentStatus.model_fields.items()
 )
@@ -206,6 +207,12 @@ def commit_status(
             continue
         except NotFoundError:  # deleted since it was read (kubectl delete, namespace deletion)
             return False
+    log.warning(
+        "status of bentodeployment=%s/%s not written: %d conflicting writes in a row",
+        namespace,
+        name,
+        MAX_STATUS_ATTEMPTS,
+    )
     return False
 
 
