@@ -44,6 +44,13 @@ OPENAPI_PATH = "/docs.json"
 OIP_PREFIX = "/v2"
 """The Open Inference Protocol (V2) REST paths."""
 
+
+def error_content(error: str, detail: object = None) -> dict[str, object]:
+    """The JSON body of every HTTP error a pod answers (API server, runner metrics port):
+    what was wrong, in words, and details or null."""
+    return {"error": error, "detail": detail}
+
+
 # Environment.
 ENV_RUNNER_MAP = "KUBENTO_RUNNER_MAP"
 """JSON object: runner name, or dependency service name in its DNS form (`service_label`)

@@ -34,7 +34,7 @@ from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
 from kubento._api.lag import LoopLag
 from kubento._api.probes import Probes
-from kubento._api.protocol import ARRIVED, PROBE_ANSWERS, error_content
+from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_id
@@ -73,7 +73,7 @@ def app_from_env() -> Starlette:
 
 
 def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Response:
-    return JSONBody(error_content(error, detail), status_code=status, headers=headers)
+    return JSONBody(contract.error_content(error, detail), status_code=status, headers=headers)
 
 
 Encode = Callable[[Any], Response]

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import pydantic_core
 
 from kubento import contract
-from kubento._api.protocol import error_content
 
 log = logging.getLogger("kubento.api")
 
@@ -73,7 +72,9 @@ class Probes:
 
     def _readiness(self) -> Answer:
         if self.not_ready:
-            return 503, _json(error_content("runners not ready", {"runners": self.not_ready}))
+            return 503, _json(
+                contract.error_content("runners not ready", {"runners": self.not_ready})
+            )
         return 200, _json({"status": "ready", "runners": list(self.clients)})
 
     def start(self) -> None:

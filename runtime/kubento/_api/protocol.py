@@ -12,6 +12,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kubento import contract
+
 MAX_HEAD_BYTES = 64 * 1024
 """Request line plus headers; more is refused with 431 (nginx allows 4 x 8 KiB by default)."""
 MAX_HEADERS = 100
@@ -76,11 +78,6 @@ class CorkedTransport:
 PROBE_ANSWERS = "probe_answers"
 """The app attribute mapping a probe's path (bytes) to what it answers now: a function
 giving (status, JSON body). See `kubento._api.probes`."""
-
-
-def error_content(error: str, detail: Any = None) -> dict[str, Any]:
-    """The JSON body of every error the API server answers: what was wrong, and details."""
-    return {"error": error, "detail": detail}
 
 
 class HeadRefused(Exception):
@@ -212,7 +209,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.flush()  # type: ignore[attr-defined]
 
     def _refuse(self, status: int, message: str) -> None:
-        self._write_json(status, json.dumps(error_content(message)).encode(), keep_alive=False)
+        self._write_json(
+            status, json.dumps(contract.error_content(message)).encode(), keep_alive=False
+        )
         self.transport.close()
         self._refused = True
         self._in_head = False

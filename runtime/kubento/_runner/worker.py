@@ -222,7 +222,7 @@ def _probe_app(worker: RunnerWorker) -> Starlette:
     async def readyz(request: Request) -> Response:
         if worker.ready:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"error": "runner not ready", "detail": None}, status_code=503)
+        return JSONResponse(contract.error_content("runner not ready"), status_code=503)
 
     async def metrics(request: Request) -> Response:
         text = generate_latest(metrics_registry(worker.registry))
