@@ -64,7 +64,7 @@ lint: install $(ACTIONLINT)
 	$(VENV)/bin/mypy runtime/kubento operator/kubento_operator
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
 	$(ACTIONLINT) -shellcheck $(VENV)/bin/shellcheck
-	$(VENV)/bin/hadolint Dockerfile.runtime examples/*/Dockerfile
+	$(VENV)/bin/hadolint Dockerfile.runtime examples/*/Dockerfile e2e/slow/Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -13,7 +13,9 @@
 #      restart` of the runner under the trickle: no failed request
 #   6. the runner scaled to 3 pods: every pod's runner metrics count calls, answers stay right;
 #      then an HPA on real CPU metrics (metrics-server, built here: e2e/metrics-server.sh)
-#      scales it down to 1 when idle, up under a bounded load, and down again
+#      scales it down to 1 when idle, up under a bounded load, and down again; then an HPA on
+#      queue depth (Prometheus and prometheus-adapter, built here: e2e/prometheus.sh) scales a
+#      slow runner (e2e/slow) up on the rows its callers queue, and down when they stop
 #   7. a crashing service shows Degraded/CrashLoopBackOff, a missing image ImagePullBackOff
 #   8. deleting a BentoDeployment garbage-collects its children; `helm uninstall` leaves nothing
 #
@@ -27,6 +29,7 @@ KIND_VERSION=v0.30.0 # the node image in e2e/kind.yaml is the one built for this
 CLUSTER=${KUBENTO_E2E_CLUSTER:-kubento-e2e}
 OPERATOR_NAMESPACE=kubento-system
 APP_NAMESPACE=kubento-e2e
+MONITORING_NAMESPACE=kubento-monitoring # Prometheus and prometheus-adapter
 RELEASE=kubento
 TAG=e2e
 OPERATOR_IMAGE=kubento-operator:$TAG
@@ -89,7 +92,7 @@ collect() {
 	kubectl get bentodeployments -A -o yaml >"$artifacts/bentodeployments.yaml" 2>&1 || true
 	kubectl get events -A --sort-by=.lastTimestamp >"$artifacts/events.txt" 2>&1 || true
 	local ns pod
-	for ns in "$OPERATOR_NAMESPACE" "$APP_NAMESPACE"; do
+	for ns in "$OPERATOR_NAMESPACE" "$APP_NAMESPACE" "$MONITORING_NAMESPACE"; do
 		kubectl -n "$ns" describe all,bentodeployments >"$artifacts/describe-$ns.txt" 2>&1 || true
 		for pod in $(kubectl -n "$ns" get pods -o name 2>/dev/null); do
 			kubectl -n "$ns" logs "$pod" --all-containers --timestamps \
@@ -103,6 +106,9 @@ collect() {
 	kubectl -n kube-system logs deployment/metrics-server --timestamps >"$artifacts/logs-metrics-server.txt" 2>&1 || true
 	kubectl -n kube-system logs daemonset/kube-network-policies --timestamps >"$artifacts/logs-kube-network-policies.txt" 2>&1 || true
 	kubectl get networkpolicies -A -o yaml >"$artifacts/networkpolicies.yaml" 2>&1 || true
+	kubectl get --raw "/api/v1/namespaces/$MONITORING_NAMESPACE/services/prometheus:http/proxy/api/v1/targets" \
+		>"$artifacts/prometheus-targets.json" 2>&1 || true
+	kubectl get --raw /apis/custom.metrics.k8s.io/v1beta1 >"$artifacts/custom-metrics.json" 2>&1 || true
 	"$kind" export logs "$artifacts/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
@@ -180,7 +186,8 @@ stop_forward() {
 }
 
 deploy() { # deploy EXAMPLE [NAME IMAGE SERVICE]: apply examples/EXAMPLE with the image built here
-	# CPU and memory requests shrink to fit a two-core node; everything else is the example's.
+	# CPU and memory requests shrink to fit a two-core node; everything else is the example's,
+	# but what E2E_MODELS (its models) and E2E_RUNNER (fields of its spec) give the first runner.
 	local example=$1 name=${2:-$1} image=${3:-kubento-$1:$TAG} service=${4:-}
 	kubectl create --dry-run=client -o json -f "examples/$example/bentodeployment.yaml" |
 		python3 -c '
@@ -203,6 +210,9 @@ spec.pop("ingress", None)
 models = os.environ.get("E2E_MODELS")  # the first runner fetches these when its pods start
 if models:
     spec["runners"][0]["models"] = json.loads(models)
+runner = os.environ.get("E2E_RUNNER")  # fields of the first runner, over the example ones
+if runner:
+    spec["runners"][0].update(json.loads(runner))
 json.dump(bd, sys.stdout)' "$name" "$image" "$service" | k apply -f -
 }
 
@@ -374,6 +384,34 @@ trickle_results() { # trickle_results NAME: wait for the pod to finish; print it
 runner_ready() { # runner_ready DEPLOYMENT N: N ready replicas, all updated
 	[[ "$(k get "$1" -o jsonpath='{.status.readyReplicas}/{.status.updatedReplicas}/{.status.replicas}')" == "$2/$2/$2" ]]
 }
+ready_at_least() { # ready_at_least DEPLOYMENT N: N or more ready replicas
+	local ready
+	ready=$(k get "$1" -o jsonpath='{.status.readyReplicas}')
+	((${ready:-0} >= $2))
+}
+
+manifest() { # manifest FILE: e2e/FILE with the names and images of this run
+	sed -e "s|MONITORING_NAMESPACE|$MONITORING_NAMESPACE|g" -e "s|APP_NAMESPACE|$APP_NAMESPACE|g" \
+		-e "s|image: PROMETHEUS_IMAGE$|image: $prometheus_image|" -e "s|image: ADAPTER_IMAGE$|image: $adapter_image|" \
+		-e "s|image: METRICS_SERVER_IMAGE$|image: $metrics_image|" "e2e/$1"
+}
+
+aggregated_api() { # aggregated_api NAMESPACE NAME FILE: Deployment and Service NAME Ready, then
+	# the APIService of e2e/FILE, then Available. The aggregator keeps its connection to the
+	# Service's ClusterIP alive, and one opened before kube-proxy had a rule for that new
+	# ClusterIP was never translated (it left the node for the docker network's gateway, where
+	# something answered 404 for good): so the APIService comes last.
+	local apiservice
+	kubectl -n "$1" rollout status "deployment/$2" --timeout=3m || return 1
+	ready_endpoint() {
+		[[ -n "$(kubectl -n "$1" get endpointslices -l "kubernetes.io/service-name=$2" \
+			-o jsonpath='{.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}')" ]]
+	}
+	eventually 60 ready_endpoint "$1" "$2" || return 1
+	sleep 5 # kube-proxy programs the ClusterIP from the EndpointSlice; give it a sync
+	apiservice=$(manifest "$3" | kubectl apply -o name -f -)
+	kubectl wait "$apiservice" --for=condition=Available --timeout=2m
+}
 
 condition() { # condition BD TYPE FIELD
 	k get "bentodeployment/$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].$3}"
@@ -403,8 +441,14 @@ helm=$(find_helm)
 log "images (make images)"
 bash e2e/images.sh "$TAG"
 
+log "the queue step's slow runner: the quickstart image plus e2e/slow/slow.py"
+docker build -q --build-arg "QUICKSTART_IMAGE=kubento-quickstart:$TAG" -t "kubento-slow:$TAG" e2e/slow >/dev/null
+
 log "metrics-server (built with Go, an image made here: e2e/metrics-server.sh)"
 metrics_image=$(bash e2e/metrics-server.sh)
+
+log "Prometheus and prometheus-adapter (built with Go, images made here: e2e/prometheus.sh)"
+read -r prometheus_image adapter_image <<<"$(bash e2e/prometheus.sh)"
 
 log "kind $KIND_VERSION node image"
 config="$artifacts/kind.yaml"
@@ -456,9 +500,9 @@ if [[ -n "$network_policies" ]]; then
 	kubectl -n kube-system rollout status daemonset/kube-network-policies --timeout=2m
 	kubectl -n kube-system logs daemonset/kube-network-policies | sed -n '1s/^/e2e: kube-network-policies: /p' >&2
 fi
-for image in "$OPERATOR_IMAGE" kubento-quickstart:$TAG kubento-composition:$TAG "$metrics_image"; do
-	"$kind" load docker-image "$image" --name "$CLUSTER"
-done
+# One load: the kubento images' shared layers go over once.
+"$kind" load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "kubento-quickstart:$TAG" "kubento-composition:$TAG" \
+	"kubento-slow:$TAG" "$metrics_image" "$prometheus_image" "$adapter_image"
 
 log "runtime image: non-root, read-only, kubento entrypoint"
 [[ "$(docker image inspect -f '{{.Config.User}}' kubento-runtime:$TAG)" == "10001:10001" ]] ||
@@ -470,7 +514,7 @@ if docker run --rm --entrypoint sh "kubento-runtime:$TAG" -c 'test -e /usr/local
 fi
 
 log "helm install the operator (restricted Pod Security enforced)"
-for ns in "$OPERATOR_NAMESPACE" "$APP_NAMESPACE"; do
+for ns in "$OPERATOR_NAMESPACE" "$APP_NAMESPACE" "$MONITORING_NAMESPACE"; do
 	kubectl create namespace "$ns"
 	kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted \
 		pod-security.kubernetes.io/enforce-version=latest
@@ -478,9 +522,22 @@ done
 "$helm" install "$RELEASE" charts/kubento-operator --namespace "$OPERATOR_NAMESPACE" \
 	--set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="$TAG" \
 	--set image.pullPolicy=Never --set log.level=debug --wait --timeout 5m
-# metrics-server now, its APIService later (metrics_api): it needs a scrape or two before the
-# HPA step reads CPU.
-sed "s|image: IMAGE$|image: $metrics_image|" e2e/metrics-server.yaml | kubectl apply -f - >/dev/null
+# metrics-server, Prometheus and prometheus-adapter now, their APIServices later
+# (aggregated_api): they need a scrape or two before the HPA steps read them.
+manifest metrics-server.yaml | kubectl apply -f - >/dev/null
+manifest prometheus.yaml | kubectl apply -f - >/dev/null
+# The adapter's rules are deploy/prometheus-adapter/values.yaml's, as its Helm chart writes them
+# into its config (the chart's default rules are off there); parsed in the runtime image, which
+# has PyYAML.
+docker run --rm -i --entrypoint python "kubento-runtime:$TAG" -c '
+import json, sys, yaml
+rules = yaml.safe_load(sys.stdin)["rules"]
+assert not rules.get("default"), "rules.default: the chart default rules are not made here"
+json.dump({"rules": rules["custom"]}, sys.stdout, indent=1)' \
+	<deploy/prometheus-adapter/values.yaml >"$artifacts/prometheus-adapter-config.yaml"
+kubectl -n "$MONITORING_NAMESPACE" create configmap prometheus-adapter \
+	--from-file=config.yaml="$artifacts/prometheus-adapter-config.yaml" >/dev/null
+manifest prometheus-adapter.yaml | kubectl apply -f - >/dev/null
 
 # --- examples ----------------------------------------------------------------------------------
 
@@ -593,17 +650,6 @@ check_answers quickstart quickstart classify
 stop_forward
 
 log "HPA on real CPU metrics (metrics-server): 3 -> 1 pod idle, up under a bounded load, down again"
-metrics_api() { # metrics-server Ready behind its Service, then its APIService, then Available
-	kubectl -n kube-system rollout status deployment/metrics-server --timeout=3m
-	metrics_endpoint() {
-		[[ -n "$(kubectl -n kube-system get endpointslices -l kubernetes.io/service-name=metrics-server \
-			-o jsonpath='{.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}')" ]]
-	}
-	eventually 60 metrics_endpoint || return 1
-	sleep 5 # kube-proxy programs the ClusterIP from the EndpointSlice; give it a sync
-	kubectl apply -f e2e/metrics-apiservice.yaml >/dev/null
-	kubectl wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=2m
-}
 hpa_step() {
 	runner_pod_metrics() { # metrics-server reports CPU for every pod of the runner
 		local want have
@@ -628,16 +674,11 @@ hpa_step() {
 		k get "$hpa" -o jsonpath='{"cpu "}{.status.currentMetrics[0].resource.current.averageUtilization}{"% of the request (target 50%), desired "}{.status.desiredReplicas}'
 		echo ", $(k get "$runner" -o jsonpath='{.status.readyReplicas}') ready"
 	}
-	ready_at_least() {
-		local ready
-		ready=$(k get "$runner" -o jsonpath='{.status.readyReplicas}')
-		((${ready:-0} >= $1))
-	}
 	eventually 120 hpa_reads_cpu || die "$hpa reads no CPU utilization: $(k describe "$hpa" | tail -n 15)"
 	eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale an idle runner down to 1: $(k get "$hpa" --no-headers)"
 	echo "idle: $(hpa_state)" >&2
 	load hpa-load quickstart classify 240 3
-	eventually 240 ready_at_least 2 || die "$hpa did not scale up under load: $(k get "$hpa" --no-headers)"
+	eventually 240 ready_at_least "$runner" 2 || die "$hpa did not scale up under load: $(k get "$hpa" --no-headers)"
 	echo "under load: $(hpa_state)" >&2
 	k top pods >&2
 	k logs pod/hpa-load >"$artifacts/hpa-load.log" 2>&1 || true
@@ -649,7 +690,7 @@ hpa_step() {
 	check_answers quickstart quickstart classify
 	stop_forward
 }
-if metrics_api; then
+if aggregated_api kube-system metrics-server metrics-apiservice.yaml; then
 	hpa_step
 elif [[ "${KUBENTO_E2E_REQUIRE_HPA:-0}" == 1 ]]; then
 	die "the metrics API is not available: $(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[0].message}')"
@@ -658,6 +699,91 @@ else
 	echo "e2e: HPA STEP SKIPPED: the metrics API is not available ($(kubectl get apiservice \
 		v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[0].message}'))" | tee "$artifacts/hpa-skipped.log" >&2
 fi
+
+log "HPA on queue depth (Prometheus, prometheus-adapter): a slow runner scales up on queued rows, then down"
+QUEUE_METRIC=kubento_runner_queue_depth # kubento.contract.QUEUE_DEPTH_METRIC: autoscaling.metric queue
+queue_step() {
+	local runner hpa selector metric desired keda_query answer
+	# The quickstart's model at 50 ms a batch (e2e/slow/slow.py), one request (2 rows) a batch
+	# and one batch at a time: every caller but one waits in the batching queue, and the pod's
+	# CPU stays idle (the quickstart's own runner, microseconds a batch, never holds a queue).
+	E2E_RUNNER='{"batching": {"maxBatchSize": 2, "maxConcurrency": 1}}' deploy quickstart slow "kubento-slow:$TAG" slow:svc
+	k wait bentodeployment/slow --for=condition=Ready --timeout=5m
+	check_answers slow quickstart classify
+	stop_forward
+	runner=$(component slow runner deployments)
+	kubectl -n "$MONITORING_NAMESPACE" rollout status deployment/prometheus --timeout=3m
+	aggregated_api "$MONITORING_NAMESPACE" prometheus-adapter custom-metrics-apiservice.yaml ||
+		die "the custom metrics API is not available: $(kubectl get apiservice v1beta1.custom.metrics.k8s.io \
+			-o jsonpath='{.status.conditions[0].message}')"
+	selector="serving.kubento.io/deployment%3Dslow,serving.kubento.io/component%3Drunner"
+	per_pod() { # what custom.metrics.k8s.io serves for each runner pod: "POD=VALUE ..."
+		kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta1/namespaces/$APP_NAMESPACE/pods/*/$QUEUE_METRIC?labelSelector=$selector" |
+			python3 -c 'import json, sys; print(" ".join(i["describedObject"]["name"] + "=" + i["value"] for i in json.load(sys.stdin)["items"]))'
+	}
+	every_pod_served() {
+		local values
+		values=$(per_pod 2>/dev/null) || return 1
+		(($(wc -w <<<"$values") == $(k get pods -o name -l "serving.kubento.io/deployment=slow,serving.kubento.io/component=runner" | wc -l)))
+	}
+	eventually 120 every_pod_served ||
+		die "custom.metrics.k8s.io serves no $QUEUE_METRIC for every slow runner pod: $(per_pod 2>&1 | tail -n 3)"
+	echo "custom.metrics.k8s.io, idle: $QUEUE_METRIC $(per_pod)" >&2
+
+	# 2 queued rows per pod (one request waiting) at most 3 pods; scale-down stabilization
+	# 15 s, as in the CPU step.
+	k patch bentodeployment slow --type=json -p '[{"op": "add", "path": "/spec/runners/0/autoscaling", "value": {
+	  "minReplicas": 1, "maxReplicas": 3, "metric": "queue", "target": 2,
+	  "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0},
+	               "scaleDown": {"stabilizationWindowSeconds": 15, "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}}}]'
+	slow_hpa() { [[ -n "$(component slow runner hpa)" ]]; }
+	eventually 60 slow_hpa || die "the operator made no HPA for the slow runner"
+	hpa=$(component slow runner hpa)
+	metric=$(k get "$hpa" -o jsonpath='{.spec.metrics[0].type} {.spec.metrics[0].pods.metric.name} {.spec.metrics[0].pods.target.averageValue}')
+	[[ "$metric" == "Pods $QUEUE_METRIC 2" ]] || die "$hpa follows '$metric', not 'Pods $QUEUE_METRIC 2'"
+	queue_state() { # what the HPA read and wants, the runner's ready pods, the API's values now
+		k get "$hpa" -o jsonpath='{"the HPA reads "}{.status.currentMetrics[0].pods.current.averageValue}{" queued rows a pod (target 2), desired "}{.status.desiredReplicas}'
+		echo ", $(k get "$runner" -o jsonpath='{.status.readyReplicas}') ready; custom.metrics.k8s.io: $(per_pod 2>&1)"
+	}
+	hpa_reads_queue() { [[ -n "$(k get "$hpa" -o jsonpath='{.status.currentMetrics[0].pods.current.averageValue}')" ]]; }
+	eventually 120 hpa_reads_queue || die "$hpa reads no $QUEUE_METRIC: $(k describe "$hpa" | tail -n 15)"
+	eventually 120 runner_ready "$runner" 1 || die "the idle slow runner is not at 1 pod: $(queue_state)"
+	echo "idle: $(queue_state)" >&2
+
+	load queue-load slow classify 240 6
+	scaled_up() {
+		desired=$(k get "$hpa" -o jsonpath='{.status.desiredReplicas}')
+		((${desired:-0} > 1)) && ready_at_least "$runner" 2
+	}
+	eventually 180 scaled_up || die "$hpa did not scale up on queue depth: $(queue_state); $(k describe "$hpa" | tail -n 15)"
+	echo "under load: $(queue_state)" >&2
+	# KEDA's trigger (engine: keda) asks Prometheus itself, by the serving_kubento_io_* labels:
+	# the query the operator renders for this runner answers from this Prometheus.
+	keda_query=$(k get bentodeployment slow -o json | docker run --rm -i --entrypoint python "$OPERATOR_IMAGE" -c '
+import json, sys
+from kubento_operator import render
+bd = json.load(sys.stdin)
+bd = {"apiVersion": bd["apiVersion"], "kind": bd["kind"], "spec": bd["spec"],
+      "metadata": {"name": bd["metadata"]["name"], "namespace": bd["metadata"]["namespace"]}}
+bd["spec"]["runners"][0]["autoscaling"]["engine"] = "keda"
+[scaled] = [child for child in render.render(bd) if child["kind"] == "ScaledObject"]
+print(scaled["spec"]["triggers"][0]["metadata"]["query"])')
+	answer=$(kubectl get --raw "/api/v1/namespaces/$MONITORING_NAMESPACE/services/prometheus:http/proxy/api/v1/query?query=$(
+		python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$keda_query")" |
+		python3 -c 'import json, sys; result = json.load(sys.stdin)["data"]["result"]; print(result[0]["value"][1] if result else "")')
+	echo "Prometheus: $keda_query = ${answer:-no series}" >&2
+	[[ -n "$answer" ]] || die "Prometheus has no series for KEDA's query $keda_query"
+	k logs pod/queue-load >"$artifacts/queue-load.log" 2>&1 || true
+	echo "the load so far: $(tail -n 1 "$artifacts/queue-load.log")" >&2
+	k delete pod queue-load --grace-period=1 --wait=false >/dev/null
+	eventually 240 runner_ready "$runner" 1 || die "$hpa did not scale back down after the load: $(queue_state)"
+	echo "after the load: $(queue_state)" >&2
+	forward slow
+	eventually 60 api_answers classify || die "the slow API stopped answering after the HPA scaled down"
+	check_answers slow quickstart classify
+	stop_forward
+}
+queue_step
 
 # --- models fetched when pods start ------------------------------------------------------------
 
@@ -704,7 +830,7 @@ echo "Degraded: $(condition missing-image Degraded reason) $(condition missing-i
 
 # --- garbage collection and uninstall ----------------------------------------------------------
 
-for name in crashing missing-image bad-digest fetching composition quickstart; do
+for name in crashing missing-image bad-digest fetching slow composition quickstart; do
 	log "delete bentodeployment/$name: every child garbage-collected"
 	k delete bentodeployment "$name" --wait --timeout=2m
 	eventually 120 no_children "$name" || die "children left after deletion: $(children "$name" | tr '\n' ' ')"

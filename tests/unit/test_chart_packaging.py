@@ -21,6 +21,7 @@ from kubento import contract
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile.runtime"
 EXAMPLE_DOCKERFILES = sorted((REPO / "examples").glob("*/Dockerfile"))
+E2E_DOCKERFILES = [REPO / "e2e" / "slow" / "Dockerfile"]
 E2E_SCRIPT = REPO / "e2e" / "run.sh"
 KIND_CONFIG = REPO / "e2e" / "kind.yaml"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yaml"))
@@ -69,7 +70,9 @@ def single(stage: list[tuple[str, str]], keyword: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "path", [DOCKERFILE, *EXAMPLE_DOCKERFILES], ids=lambda p: str(p.relative_to(REPO))
+    "path",
+    [DOCKERFILE, *EXAMPLE_DOCKERFILES, *E2E_DOCKERFILES],
+    ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_dockerfile_passes_hadolint(path: Path) -> None:
     result = subprocess.run(

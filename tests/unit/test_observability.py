@@ -28,6 +28,7 @@ from tests.unit.test_gpus import FakeNVML
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "kubento.json"
 ADAPTER_VALUES = REPO / "deploy" / "prometheus-adapter" / "values.yaml"
+E2E_PROMETHEUS = REPO / "e2e" / "prometheus.yaml"
 README = REPO / "README.md"
 
 # Labels Prometheus puts on every scraped series (target labels), and the pod labels the
@@ -224,3 +225,23 @@ def test_the_adapter_serves_exactly_the_autoscaling_series_per_pod(
     assert served == {name: name for name in contract.AUTOSCALING_SERIES.values()}
     address = f"{values['prometheus']['url']}:{values['prometheus']['port']}"
     assert address == spec.DEFAULT_PROMETHEUS_ADDRESS
+
+
+def test_the_e2e_prometheus_labels_series_as_the_pod_monitor_does() -> None:
+    """The e2e's Prometheus (e2e/prometheus.yaml) puts on every series what the adapter's
+    rules and KEDA's queries select on: namespace, pod, and the PodMonitor's pod labels as
+    naming.prometheus_label names them."""
+    (config_map,) = [
+        doc for doc in yaml.safe_load_all(E2E_PROMETHEUS.read_text()) if doc["kind"] == "ConfigMap"
+    ]
+    (job,) = yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
+    relabels = job["relabel_configs"]
+    copied = {r["target_label"]: r["source_labels"] for r in relabels if "target_label" in r}
+    assert copied["namespace"] == ["__meta_kubernetes_namespace"]
+    assert copied["pod"] == ["__meta_kubernetes_pod_name"]
+    (labelmap,) = [r for r in relabels if r.get("action") == "labelmap"]
+    assert labelmap.get("replacement", "$1") == "$1"
+    for label in naming.POD_TARGET_LABELS:
+        name = naming.prometheus_label(label)
+        match = re.fullmatch(labelmap["regex"], f"__meta_kubernetes_pod_label_{name}")
+        assert match and match.group(1) == name, label
