@@ -95,12 +95,11 @@ def test_gpu_metrics_per_index_and_uuid_of_the_workers_gpus(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", FakeNVML())
-    monkeypatch.setenv("HOSTNAME", "demo-vision-abc")
     collector = nvml.gpu_collector("vision", "1")
     assert collector is not None
     registry = CollectorRegistry()
     registry.register(collector)
-    labels = {"runner": "vision", "pod": "demo-vision-abc", "gpu": "1", "uuid": "GPU-1"}
+    labels = {"runner": "vision", "gpu": "1", "uuid": "GPU-1"}
     assert registry.get_sample_value("kubento_gpu_utilization_ratio", labels) == 0.41
     assert registry.get_sample_value("kubento_gpu_memory_used_bytes", labels) == 2 * 2**30
     assert registry.get_sample_value("kubento_gpu_memory_total_bytes", labels) == 16 * 2**30

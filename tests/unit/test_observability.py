@@ -141,6 +141,14 @@ def test_every_series_the_dashboard_queries_is_exported(catalogue: dict[str, Fam
         assert not unknown, f"{where}: {unknown} is exported by no registry"
 
 
+def test_no_exported_label_collides_with_a_target_label(catalogue: dict[str, Family]) -> None:
+    """Prometheus renames a series' own label that a target label shadows (`exported_pod`),
+    and queries by that name then find nothing."""
+    for family in catalogue.values():
+        clash = sorted(family.labels & (TARGET_LABELS | POD_LABELS))
+        assert not clash, f"{family.name} exports {clash}, which the scrape sets itself"
+
+
 def test_every_label_the_dashboard_uses_is_on_its_series(catalogue: dict[str, Family]) -> None:
     exported = _series_names(catalogue)
     for where, expr, legend in _queries(dashboard()):

@@ -1,6 +1,6 @@
 """GPU metrics from NVML (`nvidia-ml-py`, the `kubento[gpu]` extra) on a runner's metrics
 endpoint: utilisation, memory, temperature and power per GPU index and UUID, labelled by
-runner and pod. Without the package or a driver the process starts normally, logs once
+runner (the scrape adds the pod). Without the package or a driver the process starts normally, logs once
 and exports no GPU series.
 
 The collector reads the devices when scraped, so it is multiprocess-safe by construction:
@@ -10,7 +10,6 @@ only the process serving the metrics port registers it.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,9 @@ from prometheus_client.registry import Collector
 
 log = logging.getLogger("kubento.runner")
 
-_LABELS = ("runner", "pod", "gpu", "uuid")
+_LABELS = ("runner", "gpu", "uuid")
+"""No `pod`: Prometheus puts the pod on every series as a target label, and one of ours of
+that name would come out renamed `exported_pod`."""
 
 
 def load() -> ModuleType | None:
@@ -53,7 +54,6 @@ class GPUCollector(Collector):
     def __init__(self, nvml: ModuleType, runner: str, devices: list[int] | None = None) -> None:
         self.nvml = nvml
         self.runner = runner
-        self.pod = os.environ.get("HOSTNAME", "")
         self.devices = devices
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -81,7 +81,7 @@ class GPUCollector(Collector):
         for index in indices:
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
             uuid = _text(nvml.nvmlDeviceGetUUID(handle))
-            labels = [self.runner, self.pod, str(index), uuid]
+            labels = [self.runner, str(index), uuid]
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
             utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
             families["utilization"].add_metric(labels, utilization.gpu / 100)
