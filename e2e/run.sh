@@ -747,6 +747,10 @@ queue_step() {
 	}
 	hpa_reads_queue() { [[ -n "$(k get "$hpa" -o jsonpath='{.status.currentMetrics[0].pods.current.averageValue}')" ]]; }
 	eventually 120 hpa_reads_queue || die "$hpa reads no $QUEUE_METRIC: $(k describe "$hpa" | tail -n 15)"
+	# The operator reports the HPA's own verdict on the BentoDeployment (condition Autoscaling).
+	autoscaling_active() { [[ "$(condition slow Autoscaling status)" == True ]]; }
+	eventually 60 autoscaling_active ||
+		die "slow's Autoscaling condition is not True: $(condition slow Autoscaling reason): $(condition slow Autoscaling message)"
 	eventually 120 runner_ready "$runner" 1 || die "the idle slow runner is not at 1 pod: $(queue_state)"
 	echo "idle: $(queue_state)" >&2
 

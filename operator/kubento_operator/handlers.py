@@ -36,6 +36,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Watch only our own children, filtered by the API server.
     settings.watching.label_selectors[("apps", "v1", "deployments")] = MANAGED_SELECTOR
     settings.watching.label_selectors[("v1", "pods")] = MANAGED_SELECTOR
+    settings.watching.label_selectors[("autoscaling", "v2", "horizontalpodautoscalers")] = (
+        MANAGED_SELECTOR
+    )
     memo.cluster = Cluster(load_api_client())
     memo.refreshes = Coalescer()
 
@@ -79,4 +82,11 @@ def child_deployment_changed(
 
 @kopf.on.event("v1", "pods", labels=MANAGED)
 def child_pod_changed(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any) -> None:
+    _refresh_parent(body, memo, logger)
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+def child_autoscaler_changed(
+    body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
+) -> None:
     _refresh_parent(body, memo, logger)

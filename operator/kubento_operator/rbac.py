@@ -29,7 +29,7 @@ CHILD_RULES: list[PolicyRule] = [
     {
         "apiGroups": ["autoscaling"],
         "resources": ["horizontalpodautoscalers"],
-        "verbs": ["create", "patch", "list", "delete"],
+        "verbs": ["create", "patch", "list", "watch", "delete"],
     },
     {
         "apiGroups": ["networking.k8s.io"],

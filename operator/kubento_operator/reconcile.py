@@ -139,6 +139,7 @@ def observe(
         components=status.desired_components(bd),
         deployments=cluster.list("apps/v1", "Deployment", namespace, selector),
         pods=cluster.list("v1", "Pod", namespace, selector),
+        autoscalers=cluster.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace, selector),
         endpoint=render.endpoint(bd),
         previous_conditions=previous.get("conditions") or [],
         now=now(),

@@ -732,7 +732,7 @@ class BentoDeploymentStatus(Model):
     observed_generation: int | None = None
     """The spec generation the operator last applied."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Progressing and Degraded."""
+    """Ready, Progressing and Degraded; Autoscaling while a component has an HPA."""
     api: ComponentStatus | None = None
     """The API server's Deployment."""
     runners: list[ComponentStatus] = Field(default_factory=list)

@@ -25,6 +25,9 @@ from kubento_operator.components import ROLES, Role, components_of
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
+AUTOSCALING = "Autoscaling"
+"""Whether every component's HorizontalPodAutoscaler computes replicas from its metric;
+present only while some component has one (`autoscaling.engine: hpa`)."""
 
 # Pod container waiting reasons that will not fix themselves, most urgent first.
 MODEL_FETCH_FAILED = "ModelFetchFailed"
@@ -263,16 +266,44 @@ def find_problems(
     return sorted(problems, key=_rank)
 
 
+def autoscaling(
+    components: Sequence[Desired], autoscalers: Sequence[Mapping[str, Any]]
+) -> tuple[bool | None, str, str] | None:
+    """The Autoscaling condition from the HPAs' own `ScalingActive` conditions: False with the
+    HPA's reason when one cannot read its metric (no metrics API, no prometheus-adapter rule),
+    Unknown until each has computed once; None when no component has an HPA."""
+    by_target = {_get(hpa, "spec", "scaleTargetRef", "name"): hpa for hpa in autoscalers}
+    scaled = [(d, by_target[d.deployment]) for d in components if d.deployment in by_target]
+    if not scaled:
+        return None
+    failing, pending = [], []
+    for desired, hpa in scaled:
+        conditions = _get(hpa, "status", "conditions") or []
+        active = next((c for c in conditions if c.get("type") == "ScalingActive"), None)
+        if active is None:
+            pending.append(desired.name)
+        elif active.get("status") != "True":
+            failing.append((desired.name, active))
+    if failing:
+        reason = str(failing[0][1].get("reason") or "ScalingInactive")
+        message = "; ".join(f"{name}: {c.get('message', '')}" for name, c in failing)
+        return False, reason, message
+    if pending:
+        return None, "Pending", "no metric read yet by the autoscaler of " + ", ".join(pending)
+    names = ", ".join(desired.name for desired, _ in scaled)
+    return True, "ScalingActive", f"replicas follow their metric: {names}"
+
+
 def _condition(
     kind: str,
-    status: bool,
+    status: bool | None,
     reason: str,
     message: str,
     generation: int | None,
     previous: Sequence[Mapping[str, Any]],
     now: str,
 ) -> dict[str, Any]:
-    text = "True" if status else "False"
+    text = "Unknown" if status is None else "True" if status else "False"
     since = now
     for old in previous:
         if old.get("type") == kind and old.get("status") == text and old.get("lastTransitionTime"):
@@ -296,6 +327,7 @@ def compute_status(
     components: Sequence[Desired],
     deployments: Sequence[Mapping[str, Any]],
     pods: Sequence[Mapping[str, Any]],
+    autoscalers: Sequence[Mapping[str, Any]] = (),
     problem: Problem | None = None,
     endpoint: str | None = None,
     previous_conditions: Sequence[Mapping[str, Any]] = (),
@@ -355,9 +387,17 @@ def compute_status(
     else:
         degraded = (False, "Healthy", "no problems found")
 
+    kinds: list[tuple[str, tuple[bool | None, str, str]]] = [
+        (READY, ready),
+        (PROGRESSING, progressing),
+        (DEGRADED, degraded),
+    ]
+    scaling = autoscaling(components, autoscalers)
+    if scaling is not None:
+        kinds.append((AUTOSCALING, scaling))
     conditions = [
         _condition(kind, *values, observed_generation, previous_conditions, now)
-        for kind, values in ((READY, ready), (PROGRESSING, progressing), (DEGRADED, degraded))
+        for kind, values in kinds
     ]
     status: dict[str, Any] = {
         "observedGeneration": observed_generation,

@@ -224,3 +224,18 @@ def test_the_crd_refuses_queue_autoscaling_on_the_api_server(
     result = apply(cluster, namespace, bad, check=False)
     assert result.returncode != 0
     assert "the API server has no batching queue" in result.stderr
+
+
+def test_an_hpa_that_cannot_read_queue_depth_shows_in_the_status_with_its_reason(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    """No custom metrics API here: the HPA controller's own verdict reaches the status."""
+    apply(cluster, namespace, bento("blind", HPA_CASES["queue"]))
+    wait_condition(cluster, namespace, "blind", "Ready")
+    scaling = wait_condition(cluster, namespace, "blind", "Autoscaling", status="False")
+    assert scaling["reason"] == "FailedGetPodsMetric"
+    assert scaling["message"].startswith("clf: ")
+    assert "kubento_runner_queue_depth" in scaling["message"]
+    # The pods serve: the autoscaler's trouble is reported, not counted as degraded.
+    assert condition(cluster, namespace, "blind", "Degraded")["status"] == "False"
+    assert condition(cluster, namespace, "blind", "Ready")["status"] == "True"

@@ -365,3 +365,66 @@ def test_a_failed_model_pull_is_degraded_naming_the_model_and_its_source() -> No
     assert (degraded["status"], degraded["reason"]) == ("True", "ModelFetchFailed")
     assert "model iris:v1 from s3://models/iris.tar" in degraded["message"]
     assert degraded["message"].endswith("error: model iris:v1: sha256 mismatch")
+
+
+def hpa(target: str, active: dict[str, Any] | None) -> dict[str, Any]:
+    """An HPA as the HPA controller reports it: `active` is its ScalingActive condition."""
+    conditions = [{"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"}]
+    if active is not None:
+        conditions.append({"type": "ScalingActive", **active})
+    return {
+        "metadata": {"name": target},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}},
+        "status": {"conditions": conditions},
+    }
+
+
+def autoscaled(*autoscalers: dict[str, Any]) -> dict[str, Any]:
+    return compute_status(
+        generation=1,
+        observed_generation=1,
+        components=COMPONENTS,
+        deployments=HEALTHY,
+        pods=[],
+        autoscalers=autoscalers,
+        now=NOW,
+    )
+
+
+ACTIVE = {"status": "True", "reason": "ValidMetricFound", "message": "the HPA was able to ..."}
+NO_METRIC = {
+    "status": "False",
+    "reason": "FailedGetPodsMetric",
+    "message": "the HPA was unable to compute the replica count: unable to get metric "
+    "kubento_runner_queue_depth: no metrics returned from custom metrics API",
+}
+
+
+def test_no_autoscaler_no_autoscaling_condition() -> None:
+    assert "Autoscaling" not in {c["type"] for c in status_of(HEALTHY)["conditions"]}
+
+
+def test_an_hpa_that_cannot_read_its_metric_says_why_without_degrading() -> None:
+    status = autoscaled(hpa("demo-api", ACTIVE), hpa("demo-classifier", NO_METRIC))
+    scaling = condition(status, "Autoscaling")
+    assert (scaling["status"], scaling["reason"]) == ("False", "FailedGetPodsMetric")
+    assert scaling["message"] == f"classifier: {NO_METRIC['message']}"
+    # The pods serve: readiness and health are not the autoscaler's to decide.
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Degraded")["status"] == "False"
+
+
+def test_autoscaling_is_unknown_until_every_hpa_computed_then_true() -> None:
+    pending = condition(autoscaled(hpa("demo-classifier", None)), "Autoscaling")
+    assert (pending["status"], pending["reason"]) == ("Unknown", "Pending")
+    assert pending["message"].endswith("classifier")
+    active = condition(autoscaled(hpa("demo-classifier", ACTIVE)), "Autoscaling")
+    assert (active["status"], active["reason"]) == ("True", "ScalingActive")
+    assert active["message"] == "replicas follow their metric: classifier"
+    schema = crd.openapi_schema(spec.BentoDeploymentStatus)
+    jsonschema.validate(autoscaled(hpa("demo-classifier", None)), schema)
+
+
+def test_an_hpa_of_no_component_is_ignored() -> None:
+    status = autoscaled(hpa("someone-else", NO_METRIC))
+    assert "Autoscaling" not in {c["type"] for c in status["conditions"]}

@@ -23,7 +23,7 @@ same order (tests/unit/test_chart.py compares them). Change both together.
   verbs: ["create", "patch", "list", "watch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["create", "patch", "list", "delete"]
+  verbs: ["create", "patch", "list", "watch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
   verbs: ["create", "patch", "list", "delete"]
