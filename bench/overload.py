@@ -7,7 +7,9 @@ reports latency only over all answers.
 
 Reports, from the samples, the share of admitted requests (200) answered within the timeout
 (target: all) and how fast the excess is turned away (429/503; target: p99 under 5 ms), plus
-wrk's totals. Everything shares the machine's cores with the server.
+wrk's totals, and how fast `/livez` and `/readyz` answer on the HTTP port and on the
+probe port pods are probed on (target: 100 ms). Everything shares the machine's cores with
+the server.
 
     .venv/bin/python bench/overload.py [--connections 1024] [--seconds 20] [--timeout-ms 1000]
 """
@@ -26,12 +28,15 @@ from pathlib import Path
 from run import FEATURES, LUA, ensure_wrk, kubento_serve, run_wrk  # bench/run.py
 
 from kubento import contract
+from kubento._local.supervisor import free_port
 
 SAMPLERS = 64
 """Sampling connections, alongside wrk's: enough that the few requests turned away at
 capacity show up among their answers."""
 PROBE_EVERY_S = 0.1
 PROBES = (contract.LIVENESS_PATH, contract.READINESS_PATH)
+"""Asked on the HTTP port, where the event loop answers them, and on the probe port, where
+a thread does (`--probe-port`, as pods are probed)."""
 
 
 async def connection(
@@ -62,24 +67,32 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def drive(
-    url: str, connections: int, seconds: float
-) -> tuple[list[tuple[int, float]], dict[str, list[tuple[int, float]]]]:
-    """(status, seconds) of the sampled POSTs, and of each probe asked every PROBE_EVERY_S."""
+    url: str, probe_port: int, connections: int, seconds: float
+) -> tuple[list[tuple[int, float]], dict[tuple[str, str], list[tuple[int, float]]]]:
+    """(status, seconds) of the sampled POSTs, and of each probe asked every PROBE_EVERY_S
+    on each port."""
     port = int(url.rsplit(":", 1)[1])
+    ports = {"http": port, "probes": probe_port}
     body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
     post = (
         f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     seen: list[tuple[int, float]] = []
-    probes: dict[str, list[tuple[int, float]]] = {path: [] for path in PROBES}
+    probes: dict[tuple[str, str], list[tuple[int, float]]] = {
+        (name, path): [] for name in ports for path in PROBES
+    }
     until = time.monotonic() + seconds
     await asyncio.gather(
         *(
             connection(
-                port, f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode(), PROBE_EVERY_S, until, got
+                ports[name],
+                f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode(),
+                PROBE_EVERY_S,
+                until,
+                got,
             )
-            for path, got in probes.items()
+            for (name, path), got in probes.items()
         ),
         *(connection(port, post, 0.02, until, seen) for _ in range(connections)),
     )
@@ -94,7 +107,11 @@ def main() -> int:
     args = parser.parse_args()
     wrk = ensure_wrk()
     env = {contract.ENV_REQUEST_TIMEOUT: str(args.timeout_ms / 1000)}
-    with tempfile.TemporaryDirectory() as tmp, kubento_serve("heavy", env) as (url, _):
+    probe_port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        kubento_serve("heavy", env, ["--probe-port", str(probe_port)]) as (url, _),
+    ):
         script = Path(tmp) / "post.lua"
         body = json.dumps([[0.5] * FEATURES["heavy"]])
         script.write_text(LUA % {"body": body})
@@ -102,7 +119,7 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
-            seen, probes = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
+            seen, probes = asyncio.run(drive(url, probe_port, SAMPLERS, args.seconds - 2))
             result = load.result()
     statuses = Counter(status for status, _ in seen)
     served = [s for status, s in seen if status == 200]
@@ -125,10 +142,11 @@ def main() -> int:
         f"turned away (429/503): {len(refused)}, time to the answer p50 "
         f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
     )
-    for path, answers in probes.items():
+    for (port, path), answers in probes.items():
         ok = [s for status, s in answers if status == 200]
         print(
-            f"{path} every {PROBE_EVERY_S:g} s: {len(ok)} of {len(answers)} answered 200, "
+            f"{path} on the {port} port every {PROBE_EVERY_S:g} s: "
+            f"{len(ok)} of {len(answers)} answered 200, "
             f"p50 {1000 * quantile(ok, 0.5):.1f} ms, p99 {1000 * quantile(ok, 0.99):.1f} ms, "
             f"max {1000 * max(ok, default=0):.1f} ms"
         )

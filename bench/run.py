@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,11 @@ def runner_metrics_url(serve_pid: int) -> str:
 
 
 @contextlib.contextmanager
-def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(API URL, runner metrics URL) of `kubento serve` of a bench model, stopped on exit."""
+def kubento_serve(
+    service: str, env: dict[str, str], extra: Sequence[str] = ()
+) -> Iterator[tuple[str, str]]:
+    """(API URL, runner metrics URL) of `kubento serve` of a bench model, stopped on exit;
+    `extra`: more flags for `kubento serve`."""
     port = free_port()
     argv = [
         PYTHON,
@@ -152,6 +155,7 @@ def kubento_serve(service: str, env: dict[str, str]) -> Iterator[tuple[str, str]
         str(port),
         "--log-level",
         "warning",
+        *extra,
     ]
     process = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -40,6 +40,9 @@ class Role:
     """A headless Service: the caller's gRPC client balances across every pod."""
     entry: bool = False
     """The component the Ingress and the endpoint point to."""
+    probe_port: tuple[str, int] | None = None
+    """(name, port) of a container port only the kubelet's probes use (in no Service, no
+    NetworkPolicy rule); None: the probes use the first of `ports`."""
     label: Callable[[str], str] = contract.dns_label
     """A member's name as it appears in object names (`model_runner_a` -> `model-runner-a`;
     a service class `ModelA` -> `model-a`)."""
@@ -79,6 +82,7 @@ API = Role(
     probe="http",
     headless=False,
     entry=True,
+    probe_port=(contract.API_PROBE_PORT_NAME, contract.API_PROBE_PORT),
 )
 RUNNER = Role(
     naming.RUNNER_COMPONENT,

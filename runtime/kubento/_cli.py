@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="0.0.0.0")
     api.add_argument("--port", type=int, default=contract.API_PORT)
     api.add_argument(
+        "--probe-port",
+        type=int,
+        default=None,
+        help="also answer the probes on this port, from a thread (what pods are probed on)",
+    )
+    api.add_argument(
         "--runner-map",
         default=os.environ.get(contract.ENV_RUNNER_MAP),
         help=f"JSON object runner name -> gRPC target (default: ${contract.ENV_RUNNER_MAP})",
@@ -86,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=contract.API_PORT)
     serve.add_argument(
+        "--probe-port",
+        type=int,
+        default=None,
+        help="the API server also answers its probes here, as pods do (not --single-process)",
+    )
+    serve.add_argument(
         "--single-process",
         action="store_true",
         help="run every service of a @kubento.service graph in this process (debugging)",
@@ -133,11 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         if single:
             from kubento._local.single import serve_single
 
+            if args.probe_port is not None:
+                raise ValueError("--probe-port is not served with --single-process")
+
             return serve_single(service, port=args.port, host=args.host)
         from kubento._local.supervisor import serve
 
         return serve(
-            service, args.service, working_dir=args.working_dir, port=args.port, host=args.host
+            service,
+            args.service,
+            working_dir=args.working_dir,
+            port=args.port,
+            host=args.host,
+            probe_port=args.probe_port,
         )
     except ValueError as exc:
         print(f"kubento {args.command}: {exc}", file=sys.stderr)
@@ -160,6 +180,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
         runner_map=contract.decode_runner_map(args.runner_map) if args.runner_map else {},
         max_request_bytes=args.max_request_bytes,
         request_timeout_s=args.request_timeout,
+        probes_at=None if args.probe_port is None else (args.host, args.probe_port),
     )
     require_targets(service, settings.runner_map)
     _prepare_entry(service, settings.runner_map)
@@ -170,6 +191,7 @@ def _api(service: object, args: argparse.Namespace) -> int:
             settings.runner_map,
             max_request_bytes=settings.max_request_bytes,
             request_timeout_s=settings.request_timeout_s,
+            probes_at=settings.probes_at,
         )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
     else:

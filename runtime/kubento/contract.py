@@ -17,6 +17,9 @@ API_PORT = 3000
 RUNNER_PORT = 50051
 RUNNER_METRICS_PORT = 9090
 API_PORT_NAME = "http"
+API_PROBE_PORT = 3001
+"""Where pods' API servers answer their probes, from a thread (kubento/_api/probe_server.py)."""
+API_PROBE_PORT_NAME = "probes"
 RUNNER_PORT_NAME = "grpc"
 RUNNER_METRICS_PORT_NAME = "metrics"
 
@@ -434,9 +437,12 @@ def _env_number(value: int | float | str) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def api_command(service: str, *, port: int = API_PORT, host: str = "0.0.0.0") -> list[str]:
-    """argv of the API server process."""
-    return [EXECUTABLE, "api", service, "--host", host, "--port", str(port)]
+def api_command(
+    service: str, *, port: int = API_PORT, host: str = "0.0.0.0", probe_port: int | None = None
+) -> list[str]:
+    """argv of the API server process; pods also get `probe_port` (API_PROBE_PORT)."""
+    argv = [EXECUTABLE, "api", service, "--host", host, "--port", str(port)]
+    return argv if probe_port is None else [*argv, "--probe-port", str(probe_port)]
 
 
 def runner_command(

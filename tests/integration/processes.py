@@ -132,9 +132,11 @@ def running_service(
     env: dict[str, str] | None = None,
     api_log: Path | None = None,
     working_dir: str = SERVICES_DIR,
+    probe_port: int | None = None,
 ) -> Iterator[tuple[str, dict[str, RunnerProcess]]]:
     """Runner processes plus an API server process, wired as the operator wires pods; the
-    API server's output goes to `api_log` when given."""
+    API server's output goes to `api_log` when given, and it answers its probes on
+    `probe_port` too when given (as pods are probed)."""
     workers = {name: RunnerProcess(service, name, env, working_dir) for name in runners}
     api_port = free_port()
     api: subprocess.Popen[bytes] | None = None
@@ -144,7 +146,7 @@ def running_service(
             worker.start(wait=False)
         runner_map = {name: worker.target for name, worker in workers.items()}
         api = spawn(
-            contract.api_command(service, host="127.0.0.1", port=api_port),
+            contract.api_command(service, host="127.0.0.1", port=api_port, probe_port=probe_port),
             {**(env or {}), contract.ENV_RUNNER_MAP: contract.encode_runner_map(runner_map)},
             log_path=api_log,
             cwd=working_dir,

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -340,6 +341,52 @@ def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_
     status, body = answers[1]
     assert status == 504, body
     assert "did not finish within the request's time" in body["error"]
+
+
+def test_the_probe_port_answers_while_the_loop_is_busy_and_fails_when_it_is_stuck() -> None:
+    """Pods are probed on API_PROBE_PORT, answered by a thread from what the loop last
+    published: a probe does not wait for the loop, but a loop that stops ticking for
+    STALLED_S turns both probes to 503."""
+    from kubento._api.probe_server import STALLED_S
+    from kubento._local.supervisor import free_port
+
+    probe_port = free_port()
+    with running_service("pipelined:svc", [], probe_port=probe_port) as (url, _):
+        probes = f"http://127.0.0.1:{probe_port}"
+        for path in (contract.LIVENESS_PATH, contract.READINESS_PATH):
+            on_probe_port, on_http_port = httpx.get(probes + path), httpx.get(url + path)
+            assert on_probe_port.status_code == on_http_port.status_code == 200
+            assert on_probe_port.json() == on_http_port.json()
+        missing = httpx.get(probes + "/docs")
+        assert (missing.status_code, missing.json()["error"]) == (404, "not a probe path")
+        refused = httpx.post(probes + contract.LIVENESS_PATH, content=b"{}")
+        assert refused.status_code == 501
+        assert refused.json()["error"] == "Unsupported method ('POST')"
+
+        def hog(seconds: float) -> tuple[httpx.Response, list[httpx.Response]]:
+            """POST /hog for `seconds`; probe /livez on the probe port meanwhile."""
+            with ThreadPoolExecutor(1) as pool:
+                hogging = pool.submit(httpx.post, url + "/hog", json=seconds, timeout=30)
+                time.sleep(0.3)  # the hog has the loop now
+                seen = []  # the probes answered while the hog still held the loop
+                while True:
+                    answer = httpx.get(probes + contract.LIVENESS_PATH, timeout=5)
+                    if hogging.done():
+                        break
+                    seen.append(answer)
+                    time.sleep(0.2)
+                return hogging.result(), seen
+
+        reply, seen = hog(1.0)
+        assert reply.json() == "hogged"
+        assert seen and {r.status_code for r in seen} == {200}, "a busy loop is not a dead one"
+
+        reply, seen = hog(STALLED_S + 1.5)
+        assert reply.json() == "hogged"
+        stuck = [r for r in seen if r.status_code == 503]
+        assert stuck, [r.status_code for r in seen]
+        assert stuck[-1].json()["error"].startswith("the event loop has not run for ")
+        assert httpx.get(probes + contract.LIVENESS_PATH).status_code == 200  # it runs again
 
 
 def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:

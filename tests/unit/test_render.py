@@ -257,9 +257,16 @@ def test_api_pods_get_runner_map_of_headless_dns_targets() -> None:
 
 def test_api_container_runs_the_contract_command() -> None:
     api = container(find(render(bento()), "Deployment", "demo-api"))
-    assert api["command"] + api["args"] == contract.api_command("service:svc")
+    assert api["command"] + api["args"] == contract.api_command(
+        "service:svc", probe_port=contract.API_PROBE_PORT
+    )
     assert api["ports"] == [
-        {"name": contract.API_PORT_NAME, "containerPort": contract.API_PORT, "protocol": "TCP"}
+        {"name": contract.API_PORT_NAME, "containerPort": contract.API_PORT, "protocol": "TCP"},
+        {
+            "name": contract.API_PROBE_PORT_NAME,
+            "containerPort": contract.API_PROBE_PORT,
+            "protocol": "TCP",
+        },
     ]
 
 
@@ -412,11 +419,17 @@ def test_pods_meet_restricted_pod_security(component: str) -> None:
     assert pod["automountServiceAccountToken"] is False
 
 
-def test_api_probes_use_http_livez_and_readyz() -> None:
-    api = container(find(render(bento()), "Deployment", "demo-api"))
-    assert api["livenessProbe"]["httpGet"] == {"path": contract.LIVENESS_PATH, "port": "http"}
-    assert api["readinessProbe"]["httpGet"] == {"path": contract.READINESS_PATH, "port": "http"}
-    assert api["startupProbe"]["httpGet"] == {"path": contract.LIVENESS_PATH, "port": "http"}
+def test_api_probes_use_http_livez_and_readyz_on_the_probe_port() -> None:
+    objects = render(bento())
+    api = container(find(objects, "Deployment", "demo-api"))
+    assert api["livenessProbe"]["httpGet"] == {"path": contract.LIVENESS_PATH, "port": "probes"}
+    assert api["readinessProbe"]["httpGet"] == {"path": contract.READINESS_PATH, "port": "probes"}
+    assert api["startupProbe"]["httpGet"] == {"path": contract.LIVENESS_PATH, "port": "probes"}
+    # Only the kubelet probes it: the Service and the NetworkPolicy leave it out.
+    service_ports = find(objects, "Service", "demo-api")["spec"]["ports"]
+    assert [port["name"] for port in service_ports] == [contract.API_PORT_NAME]
+    policy = find(objects, "NetworkPolicy", "demo-api")["spec"]["ingress"]
+    assert [port["port"] for rule in policy for port in rule["ports"]] == [contract.API_PORT_NAME]
 
 
 def test_runner_probes_use_grpc_health() -> None:

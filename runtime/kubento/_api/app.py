@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from kubento import _tracing, contract
 from kubento._api import oip, openapi, swagger
 from kubento._api.lag import LoopLag
+from kubento._api.probe_server import ProbeServer
 from kubento._api.probes import Probes
 from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
 from kubento._memory import OFFLOAD_BYTES, Trimmer
@@ -56,6 +57,7 @@ class AppSettings(BaseModel):
     runner_map: dict[str, str]
     max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES
     request_timeout_s: float = contract.DEFAULT_REQUEST_TIMEOUT_S
+    probes_at: tuple[str, int] | None = None
 
 
 def app_from_env() -> Starlette:
@@ -69,6 +71,7 @@ def app_from_env() -> Starlette:
         settings.runner_map,
         max_request_bytes=settings.max_request_bytes,
         request_timeout_s=settings.request_timeout_s,
+        probes_at=settings.probes_at,
     )
 
 
@@ -287,8 +290,12 @@ def build_app(
     *,
     max_request_bytes: int = contract.DEFAULT_MAX_REQUEST_BYTES,
     request_timeout_s: float = contract.DEFAULT_REQUEST_TIMEOUT_S,
+    probes_at: tuple[str, int] | None = None,
 ) -> Starlette:
-    """Build the ASGI app; each runner gets a gRPC client's handle when the app starts."""
+    """Build the ASGI app; each runner gets a gRPC client's handle when the app starts.
+
+    With `probes_at` (host, port) the probes are also served there by a thread
+    (`kubento._api.probe_server`), as pods are probed."""
     require_targets(service, runner_map)
     _tracing.start(service.name)
     registry = CollectorRegistry()
@@ -322,10 +329,16 @@ def build_app(
         loop = asyncio.get_running_loop()
         lag.start()
         probes.start()
+        probe_server = None
+        if probes_at is not None:
+            probe_server = ProbeServer(*probes_at, probes.answers, lambda: lag.last_tick)
+            probe_server.start()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)
             handles[runner] = RemoteHandle(clients[name], loop, runner, observe, overrides[name])
         yield
+        if probe_server is not None:
+            probe_server.stop()
         lag.stop()
         await probes.stop()
         for client in clients.values():

@@ -10,6 +10,7 @@ runner admits can still be written back within the request's end-to-end time.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 from prometheus_client import Gauge
@@ -27,6 +28,9 @@ class LoopLag:
         self._recent: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
+        self.last_tick = time.monotonic()
+        """When the loop last ran a tick (monotonic): the probe thread's heartbeat."""
+        self.ticks = 0
 
     def start(self) -> None:
         self._schedule(asyncio.get_running_loop())
@@ -45,6 +49,8 @@ class LoopLag:
         self._handle = loop.call_at(self._due, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.last_tick = time.monotonic()
+        self.ticks += 1
         late = max(0.0, loop.time() - self._due)
         self._recent.append(late)
         self.margin_s = max(self._recent)

@@ -69,12 +69,14 @@ class LocalServer:
         working_dir: str,
         host: str = "127.0.0.1",
         port: int = contract.API_PORT,
+        probe_port: int | None = None,
     ) -> None:
         self.service = service
         self.import_path = import_path
         self.working_dir = os.path.abspath(working_dir)
         self.host = host
         self.port = port
+        self.probe_port = probe_port
         self.env = dict(os.environ)
         self.children: list[Child] = []
         self.runner_map: dict[str, str] = {}
@@ -129,7 +131,9 @@ class LocalServer:
         api_env = {**self.env, contract.ENV_RUNNER_MAP: encoded}
         self._spawn(
             "api server",
-            contract.api_command(self.import_path, host=self.host, port=self.port),
+            contract.api_command(
+                self.import_path, host=self.host, port=self.port, probe_port=self.probe_port
+            ),
             api_env,
         )
 
@@ -199,9 +203,19 @@ def example_curls(service: Service, url: str) -> list[str]:
     return curls
 
 
-def serve(service: Service, import_path: str, *, working_dir: str, port: int, host: str) -> int:
+def serve(
+    service: Service,
+    import_path: str,
+    *,
+    working_dir: str,
+    port: int,
+    host: str,
+    probe_port: int | None = None,
+) -> int:
     """Run until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
-    server = LocalServer(service, import_path, working_dir=working_dir, host=host, port=port)
+    server = LocalServer(
+        service, import_path, working_dir=working_dir, host=host, port=port, probe_port=probe_port
+    )
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:

@@ -1,7 +1,7 @@
 """GPU metrics from NVML (`nvidia-ml-py`, the `kubento[gpu]` extra) on a runner's metrics
 endpoint: utilisation, memory, temperature and power per GPU index and UUID, labelled by
-runner (the scrape adds the pod). Without the package or a driver the process starts normally, logs once
-and exports no GPU series.
+runner (the scrape adds the pod). Without the package or a driver the process starts
+normally, logs once and exports no GPU series.
 
 The collector reads the devices when scraped, so it is multiprocess-safe by construction:
 only the process serving the metrics port registers it.
