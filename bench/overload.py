@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from run import FEATURES, LUA, ensure_wrk, kubento_serve, run_wrk  # bench/run.py
@@ -39,22 +40,28 @@ PROBES = (contract.LIVENESS_PATH, contract.READINESS_PATH)
 a thread does (`--probe-port`, as pods are probed)."""
 
 
+async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send `request`, read the whole answer; its status."""
+    writer.write(request)
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
 async def connection(
     port: int, request: bytes, pause_s: float, until: float, seen: list[tuple[int, float]]
 ) -> None:
+    """One keep-alive connection asking `request` every `pause_s`, as a client does."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.monotonic() < until:
             started = time.monotonic()
-            writer.write(request)
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            seen.append((status, time.monotonic() - started))
+            seen.append((await answer(reader, writer, request), time.monotonic() - started))
             await asyncio.sleep(pause_s)  # a sample, not load
     except (ConnectionError, asyncio.IncompleteReadError):
         seen.append((-1, time.monotonic() - started))
@@ -62,41 +69,42 @@ async def connection(
         writer.close()
 
 
+def probe_timings(port: int, path: str, seconds: float) -> list[tuple[int, float]]:
+    """(status, seconds) of `GET path` every PROBE_EVERY_S for `seconds`, a new connection
+    each time as the kubelet's probes are, timed from the connect. Run in a process of its
+    own, so that the samplers' event loop does not delay it."""
+    request = f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode()
+    seen: list[tuple[int, float]] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request)
+                reply = sock.makefile("rb").read()  # the server closes after its answer
+            seen.append((int(reply.split(maxsplit=2)[1]), time.monotonic() - started))
+        except (OSError, IndexError, ValueError):
+            seen.append((-1, time.monotonic() - started))
+        time.sleep(PROBE_EVERY_S)
+    return seen
+
+
 def quantile(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
-async def drive(
-    url: str, probe_port: int, connections: int, seconds: float
-) -> tuple[list[tuple[int, float]], dict[tuple[str, str], list[tuple[int, float]]]]:
-    """(status, seconds) of the sampled POSTs, and of each probe asked every PROBE_EVERY_S
-    on each port."""
+async def drive(url: str, connections: int, seconds: float) -> list[tuple[int, float]]:
+    """(status, seconds) of the sampled POSTs."""
     port = int(url.rsplit(":", 1)[1])
-    ports = {"http": port, "probes": probe_port}
     body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
     post = (
         f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     seen: list[tuple[int, float]] = []
-    probes: dict[tuple[str, str], list[tuple[int, float]]] = {
-        (name, path): [] for name in ports for path in PROBES
-    }
     until = time.monotonic() + seconds
-    await asyncio.gather(
-        *(
-            connection(
-                ports[name],
-                f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode(),
-                PROBE_EVERY_S,
-                until,
-                got,
-            )
-            for (name, path), got in probes.items()
-        ),
-        *(connection(port, post, 0.02, until, seen) for _ in range(connections)),
-    )
-    return seen, probes
+    await asyncio.gather(*(connection(port, post, 0.02, until, seen) for _ in range(connections)))
+    return seen
 
 
 def main() -> int:
@@ -119,7 +127,15 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
-            seen, probes = asyncio.run(drive(url, probe_port, SAMPLERS, args.seconds - 2))
+            ports = {"http": int(url.rsplit(":", 1)[1]), "probes": probe_port}
+            with ProcessPoolExecutor(len(ports) * len(PROBES)) as prober:
+                asked = {
+                    (name, path): prober.submit(probe_timings, port, path, args.seconds - 2)
+                    for name, port in ports.items()
+                    for path in PROBES
+                }
+                seen = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
+                probes = {key: future.result() for key, future in asked.items()}
             result = load.result()
     statuses = Counter(status for status, _ in seen)
     served = [s for status, s in seen if status == 200]

@@ -357,6 +357,13 @@ def test_the_probe_port_answers_while_the_loop_is_busy_and_fails_when_it_is_stuc
             on_probe_port, on_http_port = httpx.get(probes + path), httpx.get(url + path)
             assert on_probe_port.status_code == on_http_port.status_code == 200
             assert on_probe_port.json() == on_http_port.json()
+        with socket.create_connection(("127.0.0.1", probe_port), timeout=10) as idle:
+            # A connection that sends nothing holds no probe back, and each answer closes its.
+            reply = httpx.get(probes + contract.LIVENESS_PATH)
+            assert (reply.status_code, reply.headers["connection"]) == (200, "close")
+            idle.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                idle.recv(1)  # still open: the probe did not wait for it to time out
         missing = httpx.get(probes + "/docs")
         assert (missing.status_code, missing.json()["error"]) == (404, "not a probe path")
         refused = httpx.post(probes + contract.LIVENESS_PATH, content=b"{}")

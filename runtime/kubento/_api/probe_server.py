@@ -8,9 +8,10 @@ published: `Probes.answers`, and the loop's heartbeat (`LoopLag`). A loop that h
 ticked for `STALLED_S` is stuck (blocking code in an async API, a runaway computation):
 then both probes answer 503 naming how long, which is what liveness exists to catch.
 
-One request at a time, each connection bounded by `TIMEOUT_S`; only `GET` of the probe
-paths. The port is in no Service and no NetworkPolicy rule: the kubelet reaches it from the
-node, nothing else need.
+A thread per connection, one answer per connection (the kubelet opens one per probe, and a
+client that kept one open would otherwise hold the others back), each bounded by
+`TIMEOUT_S`; only `GET` of the probe paths. The port is in no Service and no NetworkPolicy
+rule: the kubelet reaches it from the node, nothing else need.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pydantic_core
@@ -37,8 +38,9 @@ TIMEOUT_S = 1.0
 """A probe connection that sends nothing for this long is closed."""
 
 
-class _Server(HTTPServer):
+class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
+    daemon_threads = True
 
     def __init__(
         self,
@@ -77,9 +79,11 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             answer = 404, pydantic_core.to_json(contract.error_content("not a probe path"))
         status, body = answer
+        self.close_connection = True
         self.send_response_only(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
+        self.send_header("connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
