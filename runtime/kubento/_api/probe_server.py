@@ -78,7 +78,16 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self.server.answer(self.path.encode())
         if answer is None:
             answer = 404, pydantic_core.to_json(contract.error_content("not a probe path"))
-        status, body = answer
+        self._answer(*answer)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a method other than GET, a malformed request line) in
+        the JSON shape of every error, not its HTML page."""
+        body = pydantic_core.to_json(contract.error_content(message or HTTPStatus(code).phrase))
+        self._answer(code, body if self.command != "HEAD" else b"")
+
+    def _answer(self, status: int, body: bytes) -> None:
+        """One JSON answer, then the connection closes."""
         self.close_connection = True
         self.send_response_only(status)
         self.send_header("content-type", "application/json")
@@ -86,19 +95,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("connection", "close")
         self.end_headers()
         self.wfile.write(body)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a method other than GET, a malformed request line) in
-        the JSON shape of every error, not its HTML page."""
-        body = pydantic_core.to_json(contract.error_content(message or HTTPStatus(code).phrase))
-        self.close_connection = True
-        self.send_response_only(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.send_header("connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a probe every few seconds is not news; failures show in the loop's own logs
