@@ -632,9 +632,9 @@ k patch bentodeployment quickstart --type=json \
 eventually 300 runner_ready "$runner" 3 || die "$runner did not reach 3 ready pods"
 k wait bentodeployment/quickstart --for=condition=Ready --timeout=5m
 # The API's channels reach new runner pods when they reconnect and re-resolve the headless
-# Service: runner workers close connections after a minute (grpc max_connection_age), so the
-# trickle runs long enough for every channel to have done so once.
-trickle trickle-spread quickstart classify 90
+# Service: runner workers close connections after 20 s (grpc max_connection_age), so the
+# trickle runs long enough for every channel to have done so twice.
+trickle trickle-spread quickstart classify 45
 results=$(trickle_results trickle-spread)
 failed=$(awk '$2 != 200' <<<"$results" | wc -l)
 ((failed == 0)) || die "$failed requests failed with 3 runner pods"

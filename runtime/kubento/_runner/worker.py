@@ -46,7 +46,11 @@ log = logging.getLogger("kubento.runner")
 MethodCall = Callable[[tuple[Any, ...], float | None], Awaitable[Any]]
 SHUTDOWN_GRACE_S = float(contract.SHUTDOWN_GRACE_S)
 SHUTDOWN_GRACE_MS = int(SHUTDOWN_GRACE_S * 1000)
-MAX_CONNECTION_AGE_MS = 60_000
+MAX_CONNECTION_AGE_MS = 20_000
+"""How soon callers find runner pods a scale-up added: each connection gets a GOAWAY at this
+age (gRPC adds up to 10% jitter), its calls finish, and the caller's channel re-resolves the
+headless Service. At 60 s new pods of an HPA's scale-up idled for most of a minute (the e2e:
+517 calls on the old pod, 63 and 65 on the new ones over 90 s)."""
 
 
 class RunnerWorker:
