@@ -26,10 +26,9 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from run import FEATURES, LUA, ensure_wrk, kubento_serve, run_wrk  # bench/run.py
+from run import FEATURES, LUA, ensure_wrk, free_port, kubento_serve, run_wrk  # bench/run.py
 
 from kubento import contract
-from kubento._local.supervisor import free_port
 
 SAMPLERS = 64
 """Sampling connections, alongside wrk's: enough that the few requests turned away at

@@ -48,6 +48,16 @@ class Role:
     a service class `ModelA` -> `model-a`)."""
 
     @property
+    def container_ports(self) -> tuple[tuple[str, int], ...]:
+        """(name, port) of every container port: the Service's, then the probes' own."""
+        return self.ports + ((self.probe_port,) if self.probe_port else ())
+
+    @property
+    def probed_port(self) -> tuple[str, int]:
+        """(name, port) the kubelet's HTTP probes ask."""
+        return self.probe_port or self.ports[0]
+
+    @property
     def many(self) -> bool:
         return self.plural is not None
 

@@ -152,7 +152,8 @@ def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Compo
         contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
         contract.ENV_RUNNER_BATCHING: _runner_batching(parts),
     }
-    return contract.api_command(bd.spec.service, probe_port=contract.API_PROBE_PORT), env
+    probes = api.role.probe_port  # the port its pods are probed on, served by a thread
+    return contract.api_command(bd.spec.service, probe_port=probes and probes[1]), env
 
 
 def _service_runtime(
@@ -361,7 +362,7 @@ def _probe(role: components.Role, kind: str) -> dict[str, Any]:
     if role.probe == "grpc":
         return {"grpc": {"port": contract.RUNNER_PORT}}
     path = contract.READINESS_PATH if kind == "readiness" else contract.LIVENESS_PATH
-    (port_name, _), *_ = [role.probe_port] if role.probe_port else role.ports
+    port_name, _ = role.probed_port
     return {"httpGet": {"path": path, "port": port_name}}
 
 
@@ -382,10 +383,7 @@ def _container(
         "args": argv[1:],
         "ports": [
             {"name": port_name, "containerPort": port, "protocol": "TCP"}
-            for port_name, port in (
-                *component.role.ports,
-                *([component.role.probe_port] if component.role.probe_port else []),
-            )
+            for port_name, port in component.role.container_ports
         ],
         "env": [{"name": key, "value": value} for key, value in env.items()] + user_env,
         "resources": _resources(settings),

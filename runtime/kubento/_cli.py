@@ -143,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("runner", "service"):
             return _runner(service, args)
         if single:
-            from kubento._local.single import serve_single
-
             if args.probe_port is not None:
                 raise ValueError("--probe-port is not served with --single-process")
+            from kubento._local.single import serve_single
 
             return serve_single(service, port=args.port, host=args.host)
         from kubento._local.supervisor import serve

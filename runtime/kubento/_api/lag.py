@@ -10,7 +10,6 @@ runner admits can still be written back within the request's end-to-end time.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
 from prometheus_client import Gauge
@@ -28,9 +27,6 @@ class LoopLag:
         self._recent: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
-        self.last_tick = time.monotonic()
-        """When the loop last ran a tick (monotonic): the probe thread's heartbeat."""
-        self.ticks = 0
 
     def start(self) -> None:
         self._schedule(asyncio.get_running_loop())
@@ -48,9 +44,13 @@ class LoopLag:
         self._due = loop.time() + TICK_S
         self._handle = loop.call_at(self._due, self._tick, loop)
 
+    @property
+    def last_tick(self) -> float:
+        """When the loop last ran a tick, on `time.monotonic()`'s clock (asyncio's loop time
+        is that clock): the probe thread's heartbeat. Meaningful once started."""
+        return self._due - TICK_S
+
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.last_tick = time.monotonic()
-        self.ticks += 1
         late = max(0.0, loop.time() - self._due)
         self._recent.append(late)
         self.margin_s = max(self._recent)
