@@ -272,9 +272,14 @@ def test_a_trace_continues_from_a_service_into_the_dependency_it_calls(
     def mine(spans: list[Span]) -> list[Span]:
         return [s for s in spans if s.trace_id == trace_id]
 
-    spans = mine(
-        spans_in.wait_for(lambda got: any(s.name == "model embed/encode" for s in mine(got)))
-    )
+    # Each process exports its spans when they end: the innermost first, the outer ones of
+    # the model service after its call to embed returns. Wait for every one asserted on.
+    expected = {
+        f"{step} {method}"
+        for method in ("model/predict", "embed/encode")
+        for step in ("call", "serve", "batch", "model")
+    }
+    spans = mine(spans_in.wait_for(lambda got: expected <= {s.name for s in mine(got)}))
     http = only(spans, lambda s: s.kind == SERVER and s.service == "entry")
     assert http.parent == span_id
     to_model = only(spans, lambda s: s.name == "call model/predict")
