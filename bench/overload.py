@@ -6,10 +6,12 @@ connections from this process (Python) record each answer's status and time, sin
 reports latency only over all answers.
 
 Reports, from the samples, the share of admitted requests (200) answered within the timeout
-(target: all) and how fast the excess is turned away (429/503; target: p99 under 5 ms), plus
-wrk's totals, and how fast `/livez` and `/readyz` answer on the HTTP port and on the
-probe port pods are probed on (target: 100 ms). Everything shares the machine's cores with
-the server.
+(target: all) and how fast the excess is turned away (429/503; target: p99 under 5 ms): as
+the samplers saw it, and as the API server measured it from each request's first byte
+(`kubento_api_shed_duration_seconds`; the difference is the time a request waited in its
+socket before the loop read it). Then wrk's totals, and how fast `/livez` and `/readyz`
+answer on the HTTP port and on the probe port pods are probed on (target: 100 ms).
+Everything shares the machine's cores with the server.
 
     .venv/bin/python bench/overload.py [--connections 1024] [--seconds 20] [--timeout-ms 1000]
 """
@@ -26,7 +28,16 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from run import FEATURES, LUA, ensure_wrk, free_port, kubento_serve, run_wrk  # bench/run.py
+from run import (  # bench/run.py
+    FEATURES,
+    LUA,
+    ensure_wrk,
+    free_port,
+    histogram_quantile,
+    kubento_serve,
+    run_wrk,
+    scrape,
+)
 
 from kubento import contract
 
@@ -123,6 +134,7 @@ def main() -> int:
         body = json.dumps([[0.5] * FEATURES["heavy"]])
         script.write_text(LUA % {"body": body})
         run_wrk(wrk, url, script, 16, 3)  # warm-up: the latency model learns the batch costs
+        before = scrape(url + contract.METRICS_PATH)
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
@@ -136,6 +148,7 @@ def main() -> int:
                 seen = asyncio.run(drive(url, SAMPLERS, args.seconds - 2))
                 probes = {key: future.result() for key, future in asked.items()}
             result = load.result()
+        after = scrape(url + contract.METRICS_PATH)
     statuses = Counter(status for status, _ in seen)
     served = [s for status, s in seen if status == 200]
     refused = [s for status, s in seen if status in (429, 503)]
@@ -157,6 +170,17 @@ def main() -> int:
         f"turned away (429/503): {len(refused)}, time to the answer p50 "
         f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
     )
+    shed = "kubento_api_shed_duration_seconds"
+    for status in ("429", "503", "504"):
+        kept = f',status="{status}"'
+        count = f"{shed}_count{{{kept[1:]}}}"
+        if not (sheds := after.get(count, 0.0) - before.get(count, 0.0)):
+            continue
+        print(
+            f"{status}s at the server (first byte to the answer, upper bucket): {sheds:.0f}, "
+            f"p50 <= {1000 * histogram_quantile(before, after, shed, 0.5, kept):g} ms, "
+            f"p99 <= {1000 * histogram_quantile(before, after, shed, 0.99, kept):g} ms"
+        )
     for (port, path), answers in probes.items():
         ok = [s for status, s in answers if status == 200]
         print(

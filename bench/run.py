@@ -253,7 +253,9 @@ def ray_serve(
     return _other_server(argv, env, f"ray serve {model}")
 
 
-SAMPLE = re.compile(r"^((?:kubento_runner|bentoml_service|ray_bench)_[a-z_]+)\{([^}]*)\} (\S+)$")
+SAMPLE = re.compile(
+    r"^((?:kubento_runner|kubento_api|bentoml_service|ray_bench)_[a-z_]+)\{([^}]*)\} (\S+)$"
+)
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
@@ -271,21 +273,21 @@ def scrape(metrics_url: str) -> dict[str, float]:
         if not match:
             continue
         name, labels, value = match.groups()
-        keep = ",".join(
-            part for part in labels.split(",") if part.startswith(("le=", "reason=")) and part
-        )
+        kept = ("le=", "reason=", "status=")
+        keep = ",".join(part for part in labels.split(",") if part.startswith(kept))
         key = f"{name}{{{keep}}}"
         samples[key] = samples.get(key, 0.0) + float(value)
     return samples
 
 
 def histogram_quantile(
-    before: dict[str, float], after: dict[str, float], name: str, q: float
+    before: dict[str, float], after: dict[str, float], name: str, q: float, labels: str = ""
 ) -> float:
-    """Upper bucket bound holding quantile q of the observations between two scrapes."""
+    """Upper bucket bound holding quantile q of the observations between two scrapes (of the
+    series with `labels`, as kept, which sort after `le`: ',status="503"')."""
     buckets = []
     for key, value in after.items():
-        match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"\}}', key)
+        match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"{labels}\}}', key)
         if match:
             buckets.append((float(match.group(1)), value - before.get(key, 0.0)))
     buckets.sort()

@@ -122,6 +122,13 @@ class Metrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.shed_latency = Histogram(
+            "kubento_api_shed_duration_seconds",
+            "From a request's first byte to its 429, 503 or 504: how fast excess is turned away.",
+            ["api", "status"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.runner_call_callers = Histogram(
             "kubento_api_runner_call_callers",
             "Callers coalesced into one gRPC call to a batchable runner method.",
@@ -157,6 +164,7 @@ class APIEndpoint:
         self.request_timeout_s = request_timeout_s
         self.budget = budget
         self.latency = metrics.latency.labels(api.name)
+        self.shed_latency = metrics.shed_latency
         self.requests = metrics.requests
         self.tracing = _tracing.active()
 
@@ -183,10 +191,16 @@ class APIEndpoint:
         if response.status_code == 413 and not expects and not await _drain(receive):
             response.headers["connection"] = "close"
         await response(scope, receive, send)
-        self.requests.labels(self.api.name, str(response.status_code)).inc()
-        self.latency.observe(time.monotonic() - arrived)
+        took = time.monotonic() - arrived
+        status = str(response.status_code)
+        self.requests.labels(self.api.name, status).inc()
+        self.latency.observe(took)
+        if response.status_code in SHED:
+            self.shed_latency.labels(self.api.name, status).observe(took)
 
 
+SHED = (429, 503, 504)
+"""The statuses that turn excess away (`kubento_api_shed_duration_seconds`)."""
 DRAIN_S = 2.0
 DRAIN_BYTES = 256 * 1024 * 1024
 
