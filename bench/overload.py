@@ -128,8 +128,9 @@ def main() -> int:
     probe_port = free_port()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        kubento_serve("heavy", env, ["--probe-port", str(probe_port)]) as (url, _),
+        kubento_serve("heavy", env, ["--probe-port", str(probe_port)]) as server,
     ):
+        url = server.url
         script = Path(tmp) / "post.lua"
         body = json.dumps([[0.5] * FEATURES["heavy"]])
         script.write_text(LUA % {"body": body})

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -136,11 +137,41 @@ def runner_metrics_url(serve_pid: int) -> str:
     raise RuntimeError("kubento serve started no runner with a --metrics-port")
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    metrics_url: str
+    pid: int
+    """The server's process; its CPU is this process's and every descendant's."""
+
+
+CPU_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of `pid` and its descendants: Kubento's runner
+    processes (`kubento runner` in their argv) apart from the rest, the API server's side."""
+    used = {"api": 0.0, "runner": 0.0}
+    for each in (pid, *descendants(pid)):
+        try:
+            stat = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{each}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone in between
+        role = "runner" if b"kubento" in argv and b"runner" in argv else "api"
+        used[role] += (int(stat[11]) + int(stat[12])) * CPU_TICK_S  # utime, stime
+    return used
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's children that have ended and been waited for (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextlib.contextmanager
-def kubento_serve(
-    service: str, env: dict[str, str], extra: Sequence[str] = ()
-) -> Iterator[tuple[str, str]]:
-    """(API URL, runner metrics URL) of `kubento serve` of a bench model, stopped on exit;
+def kubento_serve(service: str, env: dict[str, str], extra: Sequence[str] = ()) -> Iterator[Server]:
+    """`kubento serve` of a bench model (its metrics URL is the runner's), stopped on exit;
     `extra`: more flags for `kubento serve`."""
     port = free_port()
     argv = [
@@ -161,7 +192,7 @@ def kubento_serve(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(process, url, f"kubento serve {service}")
-        yield url, runner_metrics_url(process.pid)
+        yield Server(url, runner_metrics_url(process.pid), process.pid)
     finally:
         stop_process(process)
 
@@ -218,8 +249,8 @@ def save_stored_models(python: str, store: str, home: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _other_server(argv: list[str], env: dict[str, str], what: str) -> Iterator[tuple[str, str]]:
-    """(URL, metrics URL) of another framework's server of a bench model (`argv` plus
+def _other_server(argv: list[str], env: dict[str, str], what: str) -> Iterator[Server]:
+    """Another framework's server of a bench model (`argv` plus
     `--port`), run in bench/services and stopped on exit."""
     port = free_port()
     process = subprocess.Popen(
@@ -232,14 +263,14 @@ def _other_server(argv: list[str], env: dict[str, str], what: str) -> Iterator[t
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(process, url, what)
-        yield url, url + "/metrics"
+        yield Server(url, url + "/metrics", process.pid)
     finally:
         stop_process(process)
 
 
 def bentoml_serve(
     venv: Path, model: str, env: dict[str, str]
-) -> contextlib.AbstractContextManager[tuple[str, str]]:
+) -> contextlib.AbstractContextManager[Server]:
     """`bentoml serve` on the same model."""
     argv = [str(venv / "bin" / "bentoml"), "serve", BENTOML_CLASSES[model]]
     return _other_server(argv, env, f"bentoml serve {model}")
@@ -247,7 +278,7 @@ def bentoml_serve(
 
 def ray_serve(
     venv: Path, model: str, env: dict[str, str]
-) -> contextlib.AbstractContextManager[tuple[str, str]]:
+) -> contextlib.AbstractContextManager[Server]:
     """Ray Serve on the same model (bench/services/ray_mlp.py)."""
     argv = [str(venv / "bin" / "python"), "ray_mlp.py", model]
     return _other_server(argv, env, f"ray serve {model}")
@@ -314,6 +345,13 @@ class Row:
     queue_wait_p99_ms: float
     lanes: str
     load: float
+    cpu_ms: dict[str, float]
+    """CPU milliseconds per answer: the server's (`api`: every process but Kubento's
+    runners, so all of BentoML's or Ray's; `runner`) and the load generator's (`wrk`)."""
+
+    def cpu_ceiling(self, cores: int) -> float:
+        """Answers/s if these processes had every core and nothing else ran."""
+        return 1000 * cores / max(1e-9, sum(self.cpu_ms.values()))
 
 
 def lanes(before: dict[str, float], after: dict[str, float]) -> str:
@@ -351,7 +389,7 @@ def measure(
     wrk: str,
     model: str,
     mode: str,
-    server: contextlib.AbstractContextManager[tuple[str, str]],
+    server: contextlib.AbstractContextManager[Server],
     connections: list[int],
     seconds: float,
     script: Path,
@@ -360,14 +398,22 @@ def measure(
         mode, "kubento_runner_batch_size"
     )
     rows = []
-    with server as (url, metrics_url):
+    with server as running:
+        url, metrics_url = running.url, running.metrics_url
         run_wrk(wrk, url, script, 16, min(3.0, seconds))  # warm-up: caches, latency model
         for conns in connections:
             load = os.getloadavg()[0]
             before = scrape(metrics_url)
+            cpu_before, wrk_before = cpu_seconds(running.pid), children_cpu_seconds()
             result = run_wrk(wrk, url, script, conns, seconds)
+            cpu_after, wrk_after = cpu_seconds(running.pid), children_cpu_seconds()
             after = scrape(metrics_url)
             duration = result["duration_us"] / 1e6
+            answers = max(1, result["requests"])
+            cpu_ms = {
+                role: 1000 * (cpu_after[role] - cpu_before[role]) / answers for role in cpu_after
+            }
+            cpu_ms["wrk"] = 1000 * (wrk_after - wrk_before) / answers
             statuses = {k: int(v) for k, v in result["statuses"].items()}
             ok = statuses.get("200", 0)
             batches = after.get(f"{batch_size}_count{{}}", 0) - before.get(
@@ -390,6 +436,7 @@ def measure(
                 * histogram_quantile(before, after, "kubento_runner_queue_wait_seconds", 0.99),
                 lanes=lanes(before, after),
                 load=load,
+                cpu_ms=cpu_ms,
             )
             rows.append(row)
             print(f"bench: {format_row(row)}", flush=True)
@@ -428,7 +475,7 @@ def describe_limit(limit: dict[str, Any]) -> str:
 
 HEADER = (
     "| model | mode | conns | ok req/s | p50 ms | p99 ms | errors | mean batch | "
-    "queue wait p99 ms | lanes | load | throughput ratio |"
+    "queue wait p99 ms | lanes | CPU ms per answer | load | throughput ratio |"
 )
 
 
@@ -440,8 +487,16 @@ def format_row(row: Row, ratio: str = "") -> str:
     return (
         f"| {row.model} | {row.mode} | {row.connections} | {row.ok_per_s:.0f} | "
         f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {errors} | {row.mean_batch:.1f} | "
-        f"{row.queue_wait_p99_ms:.0f} | {row.lanes} | {row.load:.1f} | {ratio} |"
+        f"{row.queue_wait_p99_ms:.0f} | {row.lanes} | {describe_cpu(row.cpu_ms)} | "
+        f"{row.load:.1f} | {ratio} |"
     )
+
+
+def describe_cpu(cpu_ms: dict[str, float]) -> str:
+    server = f"{cpu_ms['api']:.2f}"
+    if cpu_ms["runner"]:
+        server = f"API {cpu_ms['api']:.2f} + runner {cpu_ms['runner']:.2f}"
+    return f"{server}, wrk {cpu_ms['wrk']:.2f}"
 
 
 COMPARE = ("baseline", "bentoml", "ray", "hand-tuned")
@@ -449,7 +504,7 @@ COMPARE = ("baseline", "bentoml", "ray", "hand-tuned")
 
 def servers(
     args: argparse.Namespace, model: str, stores: dict[str, dict[str, str]]
-) -> Iterator[tuple[str, contextlib.AbstractContextManager[tuple[str, str]], bool]]:
+) -> Iterator[tuple[str, contextlib.AbstractContextManager[Server], bool]]:
     """(mode, server, Kubento's JSON body?) of every mode to measure for one model."""
     kubento_env = {**args.threads, **stores["kubento"]}
     yield "batching", kubento_serve(model, kubento_env), True
@@ -580,11 +635,20 @@ def main() -> int:
         if row.mode == "batching" and row.model in limits and row.model in AT_THE_LIMIT:
             share = row.ok_per_s / two_core_limit(limits[row.model])
             ratios.append(f"{100 * share:.0f}% of the in-process {cores}-core limit")
+            ceiling = row.cpu_ceiling(cores)
+            ratios.append(
+                f"{100 * row.ok_per_s / ceiling:.0f}% of its CPU ceiling ({ceiling:.0f}/s, "
+                f"{100 * ceiling / two_core_limit(limits[row.model]):.0f}% of that limit)"
+            )
         print(format_row(row, ", ".join(ratios)))
     print(
         f"\nload: the 1-minute load average before each point on this {os.cpu_count()}-CPU "
         "machine; well above the CPU count, other processes share the cores and the numbers "
-        "move. queue wait p99: upper histogram bucket, from the runner's metrics."
+        "move. queue wait p99: upper histogram bucket, from the runner's metrics. CPU ms per "
+        "answer: the server's processes (API and runner for Kubento) and wrk's, over the "
+        f"point. Its CPU ceiling is {cores} cores' milliseconds over their sum: the rate "
+        "these processes would reach with every core to themselves. Over the in-process "
+        "limit, it is the best share of that limit these costs per answer allow."
     )
     if args.json:
         args.json.write_text(
