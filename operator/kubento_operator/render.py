@@ -152,7 +152,7 @@ def _api_runtime(bd: spec.BentoDeployment, api: Component, parts: Sequence[Compo
         contract.ENV_RUNNER_MAP: _runner_map(bd, parts),
         contract.ENV_RUNNER_BATCHING: _runner_batching(parts),
     }
-    probes = api.role.probe_port  # the port its pods are probed on, served by a thread
+    probes = api.role.probe_port  # the port its pods are probed on, served apart from the loop
     return contract.api_command(bd.spec.service, probe_port=probes and probes[1]), env
 
 

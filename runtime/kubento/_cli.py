@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         "--probe-port",
         type=int,
         default=None,
-        help="also answer the probes on this port, from a thread (what pods are probed on)",
+        help="also answer the probes on this port, from a process of their own (what pods are "
+        "probed on)",
     )
     api.add_argument(
         "--runner-map",

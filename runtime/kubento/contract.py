@@ -18,7 +18,8 @@ RUNNER_PORT = 50051
 RUNNER_METRICS_PORT = 9090
 API_PORT_NAME = "http"
 API_PROBE_PORT = 3001
-"""Where pods' API servers answer their probes, from a thread (kubento/_api/probe_server.py)."""
+"""Where pods' API servers answer their probes, from a process of their own
+(kubento/_api/probe_server.py)."""
 API_PROBE_PORT_NAME = "probes"
 RUNNER_PORT_NAME = "grpc"
 RUNNER_METRICS_PORT_NAME = "metrics"

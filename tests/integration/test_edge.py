@@ -22,7 +22,15 @@ import numpy as np
 import pytest
 
 from kubento import contract
-from tests.integration.processes import RunnerProcess, running_service
+from tests.integration.processes import (
+    RunnerProcess,
+    alive,
+    children_of,
+    running_service,
+    spawn,
+    stop,
+    wait_http,
+)
 
 LIMIT = 64 * 1024
 
@@ -394,6 +402,33 @@ def test_the_probe_port_answers_while_the_loop_is_busy_and_fails_when_it_is_stuc
         assert stuck, [r.status_code for r in seen]
         assert stuck[-1].json()["error"].startswith("the event loop has not run for ")
         assert httpx.get(probes + contract.LIVENESS_PATH).status_code == 200  # it runs again
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_the_probe_process_ends_with_its_api_server(how: signal.Signals) -> None:
+    """The probe port's process lives exactly as long as its API server: stopped or killed,
+    the server leaves no process answering probes for it."""
+    from kubento._local.supervisor import free_port
+
+    probe_port, api_port = free_port(), free_port()
+    argv = contract.api_command(
+        "pipelined:svc", host="127.0.0.1", port=api_port, probe_port=probe_port
+    )
+    api = spawn(argv, {contract.ENV_RUNNER_MAP: "{}"})
+    try:
+        wait_http(f"http://127.0.0.1:{probe_port}{contract.READINESS_PATH}", watch=[api])
+        (probe_process,) = children_of(api.pid)
+        api.send_signal(how)
+        api.wait(timeout=30)
+        for _ in range(100):
+            if not alive(probe_process):
+                break
+            time.sleep(0.05)
+        assert not alive(probe_process), "the probe process outlived its API server"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", probe_port), timeout=1).close()
+    finally:
+        stop(api)
 
 
 def test_probes_answered_as_parsed_keep_the_connection_and_its_order() -> None:

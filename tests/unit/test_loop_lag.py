@@ -30,6 +30,5 @@ async def test_a_blocked_loop_is_kept_back_then_forgotten() -> None:
             await asyncio.sleep(TICK_S)
         assert lag.margin_s < 0.1
         assert gauge._value.get() < 0.1
-        assert time.monotonic() - lag.last_tick < 0.5  # the probe thread's heartbeat
     finally:
         lag.stop()

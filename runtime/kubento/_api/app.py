@@ -308,8 +308,8 @@ def build_app(
 ) -> Starlette:
     """Build the ASGI app; each runner gets a gRPC client's handle when the app starts.
 
-    With `probes_at` (host, port) the probes are also served there by a thread
-    (`kubento._api.probe_server`), as pods are probed."""
+    With `probes_at` (host, port) the probes are also served there by a process of their
+    own (`kubento._api.probe_server`), as pods are probed."""
     require_targets(service, runner_map)
     _tracing.start(service.name)
     registry = CollectorRegistry()
@@ -345,7 +345,7 @@ def build_app(
         probes.start()
         probe_server = None
         if probes_at is not None:
-            probe_server = ProbeServer(*probes_at, probes.answers, lambda: lag.last_tick)
+            probe_server = ProbeServer(*probes_at, probes.answers)
             probe_server.start()
         for name, runner in service.runners.items():
             observe = _observer(metrics.runner_call_callers, name)

@@ -44,12 +44,6 @@ class LoopLag:
         self._due = loop.time() + TICK_S
         self._handle = loop.call_at(self._due, self._tick, loop)
 
-    @property
-    def last_tick(self) -> float:
-        """When the loop last ran a tick, on `time.monotonic()`'s clock (asyncio's loop time
-        is that clock): the probe thread's heartbeat. Meaningful once started."""
-        return self._due - TICK_S
-
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         late = max(0.0, loop.time() - self._due)
         self._recent.append(late)

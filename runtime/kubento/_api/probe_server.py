@@ -1,126 +1,120 @@
-"""The API server's probes on a port of their own, answered by a thread.
+"""The API server's probes on a port of their own, answered by a process of their own.
 
 On the HTTP port a probe is answered when the event loop parses it, and under load the
 loop runs a long line of ready callbacks first: at 1024 connections on two cores `/livez`
-waited 78-158 ms at p99 there. Kubernetes probes the pods on this port instead
-(`contract.API_PROBE_PORT`), where a thread answers at once from what the loop last
-published: `Probes.answers`, and the loop's heartbeat (`LoopLag`). A loop that has not
-ticked for `STALLED_S` is stuck (blocking code in an async API, a runaway computation):
-then both probes answer 503 naming how long, which is what liveness exists to catch.
+waited 78-158 ms at p99 there. A thread in the API process (this module's first version)
+still waited for the GIL the loop holds and for a core: p99 87-188 ms. Kubernetes probes
+the pods on this port instead (`contract.API_PROBE_PORT`), where `probe_process.py`, a
+stdlib-only process started with the API server, answers from what the loop publishes on
+its stdin every `PUBLISH_S`: `Probes.answers`. The publication is the loop's heartbeat: a
+loop that publishes nothing for `STALLED_S` is stuck (blocking code in an async API, a
+runaway computation), and then both probes answer 503 naming how long, which is what
+liveness exists to catch. When the API server stops or dies, its stdin closes and the
+probe process exits.
 
-A thread per connection, one answer per connection (the kubelet opens one per probe, and a
-client that kept one open would otherwise hold the others back), each bounded by
-`TIMEOUT_S`; only `GET` of the probe paths. The port is in no Service and no NetworkPolicy
-rule: the kubelet reaches it from the node, nothing else need.
+Only `GET` of the probe paths; one answer per connection. The port is in no Service and no
+NetworkPolicy rule: the kubelet reaches it from the node, nothing else need.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
-import socket
-import threading
-import time
+import os
+import select
+import subprocess
+import sys
 from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
 
 import pydantic_core
 
 from kubento import contract
+from kubento._api.probe_process import STALLED_S
 from kubento._api.probes import Answer
+
+__all__ = ["STALLED_S", "ProbeServer"]
 
 log = logging.getLogger("kubento.api")
 
-STALLED_S = 2.0
-"""No tick of the event loop for this long and the probes answer 503."""
-TIMEOUT_S = 1.0
-"""A probe connection that sends nothing for this long is closed."""
-
-
-class _Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        answers: dict[bytes, Callable[[], Answer]],
-        heartbeat: Callable[[], float],
-    ) -> None:
-        self.answers = answers
-        self.heartbeat = heartbeat
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # `--workers` processes each serve the probes on the one port, as they share the
-        # HTTP port: the kernel hands each connection to one of them.
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
-
-    def answer(self, path: bytes) -> Answer | None:
-        found = self.answers.get(path)
-        if found is None:
-            return None
-        stalled = time.monotonic() - self.heartbeat()
-        if stalled > STALLED_S:
-            message = f"the event loop has not run for {stalled:.1f} s"
-            return 503, pydantic_core.to_json(contract.error_content(message))
-        return found()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = TIMEOUT_S
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        answer = self.server.answer(self.path.encode())
-        if answer is None:
-            answer = 404, pydantic_core.to_json(contract.error_content("not a probe path"))
-        self._answer(*answer)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a method other than GET, a malformed request line) in
-        the JSON shape of every error, not its HTML page."""
-        body = pydantic_core.to_json(contract.error_content(message or HTTPStatus(code).phrase))
-        self._answer(code, body if self.command != "HEAD" else b"")
-
-    def _answer(self, status: int, body: bytes) -> None:
-        """One JSON answer, then the connection closes."""
-        self.close_connection = True
-        self.send_response_only(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.send_header("connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a probe every few seconds is not news; failures show in the loop's own logs
+CHILD = Path(__file__).with_name("probe_process.py")
+PUBLISH_S = 0.25
+"""How often the loop publishes what the probes answer; STALLED_S is several of these."""
+START_S = 10.0
+"""The probe process must listen within this long."""
 
 
 class ProbeServer:
-    """Serve `answers` on `host:port` from a daemon thread until `stop()`."""
+    """Serve `answers` on `host:port` from a process of its own until `stop()`; `start()`
+    and `stop()` run on the event loop whose heartbeat the publications are."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        answers: dict[bytes, Callable[[], Answer]],
-        heartbeat: Callable[[], float],
-    ) -> None:
-        self._server = _Server((host, port), answers, heartbeat)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="kubento-probes", daemon=True
-        )
+    def __init__(self, host: str, port: int, answers: dict[bytes, Callable[[], Answer]]) -> None:
+        self.host, self.port = host, port
+        self.answers = answers
+        self._process: subprocess.Popen[bytes] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._broken = False
 
     def start(self) -> None:
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        log.info("event=probes_listening host=%s port=%s", host, port)
+        process = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD), self.host, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._process = process
+        assert process.stdin is not None and process.stdout is not None
+        error = pydantic_core.to_json(contract.error_content("{}")).decode()
+        process.stdin.write(json.dumps({"error": error}).encode() + b"\n" + self._publication())
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], START_S)
+        if not ready or process.stdout.readline() != b"listening\n":
+            self.stop()
+            raise RuntimeError(
+                f"the probe server on {self.host}:{self.port} did not start "
+                f"(exit status {process.poll()}; its error, if any, is above)"
+            )
+        os.set_blocking(process.stdin.fileno(), False)
+        log.info("event=probes_listening host=%s port=%s pid=%s", self.host, self.port, process.pid)
+        self._schedule(asyncio.get_running_loop())
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None and process.stdout is not None
+        for pipe in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):  # the child is gone already: nothing matters
+                pipe.close()
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _publication(self) -> bytes:
+        answers = {path.decode(): answer() for path, answer in self.answers.items()}
+        published = {path: [status, body.decode()] for path, (status, body) in answers.items()}
+        return json.dumps(published).encode() + b"\n"
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = loop.call_later(PUBLISH_S, self._publish, loop)
+
+    def _publish(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        line = self._publication()
+        try:
+            # A line under PIPE_BUF is written whole or not at all; a full pipe (a probe
+            # process not reading) skips this one, and the probes go stale, then 503.
+            os.write(self._process.stdin.fileno(), line)
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # the probe process died: the kubelet's probes will say so
+            if not self._broken:
+                self._broken = True
+                log.error("event=probe_process_gone exit=%s error=%r", self._process.poll(), exc)
+        self._schedule(loop)
