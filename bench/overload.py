@@ -10,7 +10,8 @@ Reports, from the samples, the share of admitted requests (200) answered within 
 the samplers saw it, and as the API server measured it from each request's first byte
 (`kubento_api_shed_duration_seconds`; the difference is the time a request waited in its
 socket before the loop read it). Then wrk's totals, and how fast `/livez` and `/readyz`
-answer on the HTTP port and on the probe port pods are probed on (target: 100 ms).
+answer on the HTTP port, on the probe port API pods are probed on, and on the runner's
+metrics port, where runner pods are (target: 100 ms).
 Everything shares the machine's cores with the server.
 
     .venv/bin/python bench/overload.py [--connections 1024] [--seconds 20] [--timeout-ms 1000]
@@ -139,7 +140,12 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
-            ports = {"http": int(url.rsplit(":", 1)[1]), "probes": probe_port}
+            runner_port = int(server.metrics_url.rsplit(":", 1)[1].split("/")[0])
+            ports = {
+                "http": int(url.rsplit(":", 1)[1]),
+                "probes": probe_port,
+                "runner": runner_port,
+            }
             with ProcessPoolExecutor(len(ports) * len(PROBES)) as prober:
                 asked = {
                     (name, path): prober.submit(probe_timings, port, path, args.seconds - 2)
