@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 
 from kubento import contract
+from kubento._local.supervisor import free_port
 from tests.integration.processes import children_of, running_service
 
 MIB = 1024 * 1024
@@ -75,23 +76,32 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
     np.save(buffer, np.ones((ROWS, 256 * 1024), dtype=np.float32))
     body = buffer.getvalue()
     in_flight = contract.BODIES_IN_FLIGHT * contract.DEFAULT_MAX_REQUEST_BYTES / MIB  # 128 MiB
-    with running_service("wide:svc", ["wide"]) as (url, workers):
+    probe_port = free_port()
+    with running_service("wide:svc", ["wide"], probe_port=probe_port) as (url, workers):
         process = workers["wide"].process
         assert process is not None
         runner = process.pid
         (api,) = children_of(os.getpid()) - {runner}
         start = {"api": rss_mib(api), "runner": rss_mib(runner)}
         host, port = url.removeprefix("http://").split(":")
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, host, port, contract.LIVENESS_PATH],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        # The HTTP port's /livez, and the probe port's, which is where pods are probed.
+        probers = {
+            where: subprocess.Popen(
+                [sys.executable, "-c", PROBE, host, str(at), contract.LIVENESS_PATH],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for where, at in (("http", port), ("probes", probe_port))
+        }
         try:
             statuses = asyncio.run(flood(url, body))
         finally:
-            probe.kill()
-        probes = [line.split() for line in probe.communicate()[0].splitlines()]
+            for prober in probers.values():
+                prober.kill()
+        probes = {
+            where: [line.split() for line in prober.communicate()[0].splitlines()]
+            for where, prober in probers.items()
+        }
         peak = {"api": rss_mib(api, "VmHWM"), "runner": rss_mib(runner, "VmHWM")}
         after = {
             "api": settled_rss(api, start["api"] + in_flight / 2),
@@ -107,10 +117,13 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
     # the trim both stayed 160-210 MiB above their start; with it, 10-120 on a loaded machine.
     assert after["api"] - start["api"] < in_flight, (start, after)
     assert after["runner"] - start["runner"] < in_flight, (start, after)
-    latencies = sorted(float(seconds) for status, seconds in probes if status == "200")
-    assert len(latencies) == len(probes) > 10, probes
-    p99 = latencies[int(len(latencies) * 0.99)]
-    # Kubernetes' default probe timeout is 1 s; large bodies are decoded and encoded off the
-    # event loop.
-    assert p99 < 1.0, f"/livez p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
-    print(f"rss MiB start {start} peak {peak} after {after}; /livez p99 {p99 * 1000:.1f} ms")
+    print(f"rss MiB start {start} peak {peak} after {after}")
+    for where, answers in probes.items():
+        latencies = sorted(float(seconds) for status, seconds in answers if status == "200")
+        assert len(latencies) == len(answers) > 10, (where, answers)
+        p99 = latencies[int(len(latencies) * 0.99)]
+        # Kubernetes' default probe timeout is 1 s; large bodies are decoded and encoded off
+        # the event loop, and the probe port does not wait for the loop at all.
+        took = f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        assert p99 < 1.0, f"/livez on the {where} port: {took}"
+        print(f"/livez on the {where} port: {took}")
