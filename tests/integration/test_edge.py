@@ -352,9 +352,9 @@ def test_a_requests_time_counts_from_its_arrival_not_from_when_the_loop_gets_to_
 
 
 def test_the_probe_port_answers_while_the_loop_is_busy_and_fails_when_it_is_stuck() -> None:
-    """Pods are probed on API_PROBE_PORT, answered by a thread from what the loop last
-    published: a probe does not wait for the loop, but a loop that stops ticking for
-    STALLED_S turns both probes to 503."""
+    """Pods are probed on API_PROBE_PORT, answered by a process of their own from what the
+    loop last published: a probe does not wait for the loop, but a loop that stops
+    publishing for STALLED_S turns both probes to 503."""
     from kubento._api.probe_server import STALLED_S
     from kubento._local.supervisor import free_port
 
