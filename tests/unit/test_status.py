@@ -90,6 +90,7 @@ def status_of(
     problem: Problem | None = None,
     previous: list[dict[str, Any]] = (),  # type: ignore[assignment]
     components: list[Desired] = COMPONENTS,
+    autoscalers: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     return compute_status(
         generation=generation,
@@ -97,6 +98,7 @@ def status_of(
         components=components,
         deployments=deployments,
         pods=pods,
+        autoscalers=autoscalers,
         problem=problem,
         endpoint="http://demo-api.ns.svc:3000",
         previous_conditions=previous,
@@ -380,15 +382,7 @@ def hpa(target: str, active: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def autoscaled(*autoscalers: dict[str, Any]) -> dict[str, Any]:
-    return compute_status(
-        generation=1,
-        observed_generation=1,
-        components=COMPONENTS,
-        deployments=HEALTHY,
-        pods=[],
-        autoscalers=autoscalers,
-        now=NOW,
-    )
+    return status_of(HEALTHY, autoscalers=list(autoscalers))
 
 
 ACTIVE = {"status": "True", "reason": "ValidMetricFound", "message": "the HPA was able to ..."}
