@@ -355,7 +355,7 @@ def test_the_probe_port_answers_while_the_loop_is_busy_and_fails_when_it_is_stuc
     """Pods are probed on API_PROBE_PORT, answered by a process of their own from what the
     loop last published: a probe does not wait for the loop, but a loop that stops
     publishing for STALLED_S turns both probes to 503."""
-    from kubento._api.probe_server import STALLED_S
+    from kubento._api.probe_process import STALLED_S
     from kubento._local.supervisor import free_port
 
     probe_port = free_port()

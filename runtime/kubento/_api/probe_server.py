@@ -32,10 +32,7 @@ from pathlib import Path
 import pydantic_core
 
 from kubento import contract
-from kubento._api.probe_process import STALLED_S
 from kubento._api.probes import Answer
-
-__all__ = ["STALLED_S", "ProbeServer"]
 
 log = logging.getLogger("kubento.api")
 
@@ -55,7 +52,6 @@ class ProbeServer:
         self.answers = answers
         self._process: subprocess.Popen[bytes] | None = None
         self._handle: asyncio.TimerHandle | None = None
-        self._broken = False
 
     def start(self) -> None:
         process = subprocess.Popen(
@@ -97,8 +93,10 @@ class ProbeServer:
             process.wait()
 
     def _publication(self) -> bytes:
-        answers = {path.decode(): answer() for path, answer in self.answers.items()}
-        published = {path: [status, body.decode()] for path, (status, body) in answers.items()}
+        published = {}
+        for path, answer in self.answers.items():
+            status, body = answer()
+            published[path.decode()] = [status, body.decode()]
         return json.dumps(published).encode() + b"\n"
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -114,7 +112,6 @@ class ProbeServer:
         except BlockingIOError:
             pass
         except OSError as exc:  # the probe process died: the kubelet's probes will say so
-            if not self._broken:
-                self._broken = True
-                log.error("event=probe_process_gone exit=%s error=%r", self._process.poll(), exc)
+            log.error("event=probe_process_gone exit=%s error=%r", self._process.poll(), exc)
+            return  # nothing reads any more publications
         self._schedule(loop)
