@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from run import (  # bench/run.py
     FEATURES,
@@ -47,8 +48,9 @@ SAMPLERS = 64
 capacity show up among their answers."""
 PROBE_EVERY_S = 0.1
 PROBES = (contract.LIVENESS_PATH, contract.READINESS_PATH)
-"""Asked on the HTTP port, where the event loop answers them, and on the probe port, where
-a thread does (`--probe-port`, as pods are probed)."""
+"""Asked on the HTTP port, where the event loop answers them, on the probe port, where a
+process of their own does (`--probe-port`, as API pods are probed), and on the runner's
+metrics port (as runner pods are)."""
 
 
 async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
@@ -100,13 +102,19 @@ def probe_timings(port: int, path: str, seconds: float) -> list[tuple[int, float
     return seen
 
 
+def port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
 def quantile(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
 async def drive(url: str, connections: int, seconds: float) -> list[tuple[int, float]]:
     """(status, seconds) of the sampled POSTs."""
-    port = int(url.rsplit(":", 1)[1])
+    port = port_of(url)
     body = json.dumps([[0.5] * FEATURES["heavy"]]).encode()
     post = (
         f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
@@ -140,11 +148,10 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(run_wrk, wrk, url, script, args.connections, args.seconds)
             time.sleep(1)  # sample once the load is on
-            runner_port = int(server.metrics_url.rsplit(":", 1)[1].split("/")[0])
             ports = {
-                "http": int(url.rsplit(":", 1)[1]),
+                "http": port_of(url),
                 "probes": probe_port,
-                "runner": runner_port,
+                "runner": port_of(server.metrics_url),
             }
             with ProcessPoolExecutor(len(ports) * len(PROBES)) as prober:
                 asked = {
@@ -179,8 +186,8 @@ def main() -> int:
     )
     shed = "kubento_api_shed_duration_seconds"
     for status in ("429", "503", "504"):
-        kept = f',status="{status}"'
-        count = f"{shed}_count{{{kept[1:]}}}"
+        kept = f'status="{status}"'
+        count = f"{shed}_count{{{kept}}}"
         if not (sheds := after.get(count, 0.0) - before.get(count, 0.0)):
             continue
         print(

@@ -315,10 +315,11 @@ def histogram_quantile(
     before: dict[str, float], after: dict[str, float], name: str, q: float, labels: str = ""
 ) -> float:
     """Upper bucket bound holding quantile q of the observations between two scrapes (of the
-    series with `labels`, as kept, which sort after `le`: ',status="503"')."""
+    series with `labels`, as `scrape` keeps them: 'status="503"')."""
     buckets = []
+    after_le = "," + labels if labels else ""  # kept labels sort after `le`
     for key, value in after.items():
-        match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"{labels}\}}', key)
+        match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"{after_le}\}}', key)
         if match:
             buckets.append((float(match.group(1)), value - before.get(key, 0.0)))
     buckets.sort()
