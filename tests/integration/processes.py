@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubento import contract
 from kubento._local.supervisor import free_port, local_argv
@@ -162,6 +163,18 @@ def running_service(
         for worker in workers.values():
             if worker.process is not None:
                 worker.stop()
+
+
+def api_statuses(url: str, name: str, **only: str) -> dict[tuple[str, str], float]:
+    """(api, status) -> value of the API server's series `name` (a counter or a histogram's
+    `_count`), the labels in `only` fixed."""
+    text = httpx.get(url + contract.METRICS_PATH).text
+    return {
+        (sample.labels["api"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and only.items() <= sample.labels.items()
+    }
 
 
 def children_of(pid: int) -> set[int]:

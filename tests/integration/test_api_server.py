@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubento import contract
-from tests.integration.processes import RunnerProcess, running_service
+from tests.integration.processes import RunnerProcess, api_statuses, running_service
 
 SERVICE = "tagger:svc"
 
@@ -122,14 +122,8 @@ def test_a_client_that_disconnects_mid_body_is_counted_apart_and_not_logged_as_a
             )
         statuses: dict[str, float] = {}
         for _ in range(50):  # the server notices the closed socket on its next read
-            text = httpx.get(url + contract.METRICS_PATH).text
-            statuses = {
-                sample.labels["status"]: sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == "kubento_api_requests_total"
-                and sample.labels.get("api") == "shout"
-            }
+            counted = api_statuses(url, "kubento_api_requests_total", api="shout")
+            statuses = {status: value for (_, status), value in counted.items()}
             if statuses:
                 break
             time.sleep(0.1)

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kubento import contract
-from tests.integration.processes import RunnerProcess, running_service, wait_http
+from tests.integration.processes import RunnerProcess, api_statuses, running_service, wait_http
 
 
 @pytest.fixture
@@ -51,8 +50,8 @@ def test_runner_killed_mid_load_gives_fast_503_and_recovers(
     assert "unavailable" in reply.json()["error"]
     assert int(reply.headers["retry-after"]) >= 1
     assert httpx.get(url + contract.READINESS_PATH).status_code == 503
-    sheds = _samples(url, "kubento_api_shed_duration_seconds_count")
-    assert sheds == _samples(url, "kubento_api_requests_total", status="503")
+    sheds = api_statuses(url, "kubento_api_shed_duration_seconds_count")
+    assert sheds == api_statuses(url, "kubento_api_requests_total", status="503")
     assert sheds[("tag", "503")] == statuses.count(503) + 1
 
     runner.start()  # same port: the API reconnects on its own
@@ -60,14 +59,3 @@ def test_runner_killed_mid_load_gives_fast_503_and_recovers(
     reply = httpx.post(url + "/tag", json=[[1.0, 2.0, 3.0]], timeout=10)
     assert reply.status_code == 200
     assert reply.json() == [[3.0, 5.0, 7.0]]
-
-
-def _samples(url: str, name: str, **only: str) -> dict[tuple[str, str], float]:
-    """(api, status) -> value of the API server's series `name`, the labels in `only` fixed."""
-    text = httpx.get(url + contract.METRICS_PATH).text
-    return {
-        (sample.labels["api"], sample.labels["status"]): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and only.items() <= sample.labels.items()
-    }
