@@ -130,16 +130,21 @@ def observe(
     observed_generation: int | None,
     previous: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Status from the children as they are now."""
+    """Status from the children as they are now. HPAs are listed only when a component
+    autoscales: no other has one (KEDA's, made for a ScaledObject, included)."""
     selector = naming.children_selector(bd.metadata.name)
     namespace = bd.metadata.namespace
+    components = status.desired_components(bd)
+    autoscalers = []
+    if any(desired.autoscales for desired in components):
+        autoscalers = cluster.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace, selector)
     return status.compute_status(
         generation=bd.metadata.generation,
         observed_generation=observed_generation,
-        components=status.desired_components(bd),
+        components=components,
         deployments=cluster.list("apps/v1", "Deployment", namespace, selector),
         pods=cluster.list("v1", "Pod", namespace, selector),
-        autoscalers=cluster.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace, selector),
+        autoscalers=autoscalers,
         endpoint=render.endpoint(bd),
         previous_conditions=previous.get("conditions") or [],
         now=now(),

@@ -55,6 +55,8 @@ class Desired:
     deployment: str
     """Name of its Deployment."""
     role: Role
+    autoscales: bool = False
+    """Whether its spec asks for autoscaling (an HPA or a KEDA ScaledObject)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ class Problem:
 
 
 def desired_components(bd: spec.BentoDeployment) -> list[Desired]:
-    return [Desired(part.name, part.object_name, part.role) for part in components_of(bd)]
+    return [
+        Desired(part.name, part.object_name, part.role, part.settings.autoscaling is not None)
+        for part in components_of(bd)
+    ]
 
 
 def _get(obj: Mapping[str, Any], *path: str) -> Any:
