@@ -90,6 +90,13 @@ def valid_request_id(value: str) -> bool:
     return _REQUEST_ID.match(value) is not None
 
 
+FINISH_WITHIN_METADATA = "kubento-finish-within-s"
+"""gRPC metadata: seconds the runner has to finish a call, when less than the call's deadline.
+The deadline is when the caller stops waiting (the request's end); this keeps back, from it,
+the time the answer needs to get out of the API server (its loop's lag), so an answer the
+runner finishes in time is never cut off on its way back."""
+
+
 ENV_REQUEST_TIMEOUT = "KUBENTO_REQUEST_TIMEOUT_S"
 """End-to-end budget of one HTTP request in the API server (BentoML's `traffic.timeout`);
 its remaining time is the gRPC deadline of every call the request makes; 504 past it."""

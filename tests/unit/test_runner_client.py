@@ -10,23 +10,33 @@ from typing import Any
 import grpc
 import pytest
 
+from kubento import contract
 from kubento._local.supervisor import free_port
 from kubento._proto import runner_pb2 as pb
 from kubento._remote.client import CALL_METHOD, RETRY_AFTER_METADATA, RunnerClient
-from kubento.exceptions import RunnerUnavailable
+from kubento._runner.worker import _finish_within
+from kubento._sdk.handles import deadline, request_end
+from kubento.exceptions import GatewayTimeout, RunnerUnavailable
 
 
 class FakeRunner:
     """A gRPC server with the runner's Call method: echoes its argument, or refuses."""
 
-    def __init__(self, port: int, refuse: bool = False) -> None:
+    def __init__(self, port: int, refuse: bool = False, answer_after_s: float = 0) -> None:
         self.port = port
         self.refuse = refuse
+        self.answer_after_s = answer_after_s
         self.calls = 0
         self.server: grpc.aio.Server | None = None
+        self.seen: list[tuple[float | None, float | None]] = []
+        """Per call: the deadline's time remaining, and the finish-within it was given."""
 
     async def call(self, request: pb.CallRequest, context: grpc.aio.ServicerContext) -> Any:
         self.calls += 1
+        metadata = dict(context.invocation_metadata() or ())
+        within = metadata.get(contract.FINISH_WITHIN_METADATA)
+        self.seen.append((context.time_remaining(), None if within is None else float(within)))
+        await asyncio.sleep(self.answer_after_s)
         if self.refuse:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, "0.5"),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "shed")
@@ -120,3 +130,63 @@ async def test_a_runner_that_refused_a_call_is_not_asked_again(port: int) -> Non
     finally:
         await client.close(0)
         await runner.stop()
+
+
+async def test_the_runner_finishes_by_the_deadline_and_its_answer_is_awaited_to_the_end(
+    port: int,
+) -> None:
+    """The API server keeps back time for an answer's way out: the runner is told to finish
+    by `deadline`, and the call waits until the request's end, so an answer that comes back
+    a little after `deadline` is not cut off into a 504 (as every such answer was while the
+    gRPC deadline was `deadline` itself)."""
+    client = RunnerClient("r", f"127.0.0.1:{port}", connections=1)
+    runner = await FakeRunner(port, answer_after_s=0.4).start()
+    try:
+        now = time.monotonic()
+        deadline.set(now + 0.2)
+        request_end.set(now + 2.0)
+        assert await client.call("m", ("hello",)) == "hello"
+        ((remaining, within),) = runner.seen
+        assert remaining is not None and 1.5 < remaining <= 2.0
+        assert within is not None and 0 < within <= 0.2
+        request_end.set(time.monotonic() + 0.3)  # past the request's end: a 504, in time
+        started = time.monotonic()
+        with pytest.raises(GatewayTimeout):
+            await client.call("m", ("late",))
+        assert time.monotonic() - started < 0.4
+    finally:
+        deadline.set(None)
+        request_end.set(None)
+        await client.close(0)
+        await runner.stop()
+
+
+class Context:
+    def __init__(self, remaining: float | None, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.remaining = remaining
+        self.metadata = metadata
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+
+@pytest.mark.parametrize(
+    ("remaining", "within", "expected"),
+    [
+        (2.0, None, 2.0),  # no finish-within: the deadline's
+        (2.0, "0.5", 0.5),  # less: it counts
+        (0.3, "0.5", 0.3),  # more than the deadline leaves: the deadline's
+        (None, "0.5", 0.5),  # no deadline at all
+        (2.0, "soon", 2.0),  # not a number: ignored
+        (2.0, "nan", 2.0),
+        (2.0, "-1", 2.0),
+    ],
+)
+def test_a_runner_takes_the_smaller_of_its_deadline_and_finish_within(
+    remaining: float | None, within: str | None, expected: float
+) -> None:
+    metadata = () if within is None else ((contract.FINISH_WITHIN_METADATA, within),)
+    assert _finish_within(Context(remaining, metadata)) == expected  # type: ignore[arg-type]

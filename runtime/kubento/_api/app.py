@@ -38,7 +38,7 @@ from kubento._api.probes import Probes
 from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
 from kubento._memory import OFFLOAD_BYTES, Trimmer
 from kubento._remote.client import RemoteHandle
-from kubento._sdk.handles import Handle, bound, deadline, request_id
+from kubento._sdk.handles import Handle, bound, deadline, request_end, request_id
 from kubento._sdk.service import API, Service
 from kubento.exceptions import KubentoError, PayloadTooLarge, ServerBusy
 from kubento.io import JSONBody
@@ -177,6 +177,7 @@ class APIEndpoint:
         bound(self.handles)
         arrived = scope.get(ARRIVED) or time.monotonic()
         timeout = self.request_timeout_s
+        request_end.set(arrived + timeout)
         deadline.set(arrived + timeout - self.lag.keep_back(timeout))
         if self.tracing is None:
             response = await call_api(self.api, request, self.budget, self.codec)
@@ -413,7 +414,7 @@ async def call_api(
             value, encode = await run_in_threadpool(codec.decode, api, body, request.headers)
         else:
             value, encode = codec.decode(api, body, request.headers)
-        ends = deadline.get()
+        ends = request_end.get() or deadline.get()
         if api.is_async:
             async with asyncio.timeout(None if ends is None else ends - time.monotonic()):
                 result = await api.func(value)

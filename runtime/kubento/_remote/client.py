@@ -34,7 +34,7 @@ from kubento._memory import OFFLOAD_BYTES
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.coalescing import Coalescer
-from kubento._sdk.handles import deadline, request_id
+from kubento._sdk.handles import deadline, request_end, request_id
 from kubento._tracing import Carrier
 from kubento.batching import NeverFits
 from kubento.exceptions import (
@@ -166,7 +166,8 @@ class RunnerClient:
 
         Its metadata carries one id: the caller's own, or for a call shared by several
         callers a fresh call id that each caller's error log line names, so no caller's id
-        can grow or break a call it shares. Its deadline is what the request has left.
+        can grow or break a call it shares. Its deadline is what the request has left to its
+        end; the runner is given what it has left to its `deadline` to finish in.
         The callers' trace contexts (`traces`, when tracing) travel in the payload, one each.
         """
         self._ensure_channels()
@@ -175,9 +176,10 @@ class RunnerClient:
         metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
         timeout = self.timeout_s
         ends = deadline.get()
-        if ends is not None:
-            timeout = ends - time.monotonic()
-            if timeout <= 0:
+        end = request_end.get() or ends
+        if ends is not None and end is not None:
+            timeout = end - time.monotonic()
+            if ends <= time.monotonic():
                 raise GatewayTimeout(
                     f"runner {self.name!r} method {method!r} not called: the request's time ran out"
                 )
@@ -188,6 +190,9 @@ class RunnerClient:
             request = await asyncio.to_thread(_request, method, args, traces)
         else:
             request = _request(method, args, traces)
+        if ends is not None and end is not None and end > ends:
+            within = max(0.001, ends - time.monotonic())
+            metadata = (*metadata, (contract.FINISH_WITHIN_METADATA, f"{within:.4f}"))
         try:
             response = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import signal
 import time
@@ -139,7 +140,7 @@ class RunnerWorker:
             args = tuple(codec.decode(value) for value in request.args)
         except codec.CodecError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        remaining = context.time_remaining()
+        remaining = _finish_within(context)
         deadline = time.monotonic() + remaining if remaining is not None else None
         request_deadline.set(deadline)  # what a dependency call made from here may use
         rid = _request_id(context)
@@ -180,6 +181,21 @@ class RunnerWorker:
         for dispatcher in self.dispatchers:
             await dispatcher.close()
         self.executor.shutdown(wait=True)
+
+
+def _finish_within(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds the call has to finish in: its deadline's, or less when the caller keeps some
+    back for the answer's way out (`contract.FINISH_WITHIN_METADATA`). None: no deadline."""
+    remaining: float | None = context.time_remaining()
+    for key, value in context.invocation_metadata() or ():
+        if key == contract.FINISH_WITHIN_METADATA:
+            try:
+                within = float(value)
+            except (TypeError, ValueError):
+                return remaining  # not a number: the deadline alone counts
+            if math.isfinite(within) and within >= 0:
+                return within if remaining is None else min(remaining, within)
+    return remaining
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:

@@ -31,7 +31,15 @@ from pydantic import ValidationError
 from kubento import contract
 from kubento._sdk.classes import APIConfig, ServiceConfig, require_config
 from kubento._sdk.depends import Dependency
-from kubento._sdk.handles import Handle, LocalHandle, Unbound, bound, current_handles, deadline
+from kubento._sdk.handles import (
+    Handle,
+    LocalHandle,
+    Unbound,
+    bound,
+    current_handles,
+    deadline,
+    request_end,
+)
 from kubento._sdk.runnable import Runnable
 from kubento._sdk.runner import Runner
 from kubento._sdk.service import Service
@@ -321,8 +329,9 @@ class GraphService(Service):
         async def endpoint(values: dict[str, Any]) -> Any:
             # The service's traffic timeout, within what the server gives any request.
             ends = time.monotonic() + timeout
-            server_ends = deadline.get()
-            deadline.set(ends if server_ends is None else min(ends, server_ends))
+            for var in (deadline, request_end):
+                server_end = var.get()
+                var.set(ends if server_end is None else min(ends, server_end))
             instance = self._instance or await asyncio.to_thread(self.instance)
             method = getattr(instance, api.name)
             if api.is_async:

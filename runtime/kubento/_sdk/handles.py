@@ -35,7 +35,13 @@ current_handles: contextvars.ContextVar[Handles | None] = contextvars.ContextVar
 )
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
-"""The current request's end by `time.monotonic()`; every remote call gets what remains."""
+"""When the current request's work must be done by `time.monotonic()`: every remote call gets
+what remains to finish in."""
+request_end: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "request_end", default=None
+)
+"""When the API server stops waiting for the current request (its end-to-end time); later
+than `deadline` by what the server keeps back for the answer's way out. None: `deadline`."""
 
 
 def bound(handles: Handles) -> contextvars.Token[Handles | None]:
