@@ -8,6 +8,7 @@ exactly what the operator rendered. Change a name here and both sides move.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -91,10 +92,21 @@ def valid_request_id(value: str) -> bool:
 
 
 FINISH_WITHIN_METADATA = "kubento-finish-within-s"
-"""gRPC metadata: seconds the runner has to finish a call, when less than the call's deadline.
-The deadline is when the caller stops waiting (the request's end); this keeps back, from it,
-the time the answer needs to get out of the API server (its loop's lag), so an answer the
-runner finishes in time is never cut off on its way back."""
+"""gRPC metadata (to runners and dependency services) and HTTP header (to an API server,
+from `depends(url=...)` or any client): seconds the callee has to finish a call, when less
+than the caller waits for it. The caller waits until the request's end; this keeps back, from
+it, the time the answer needs to get out of the caller (its loop's lag), so an answer the
+callee finishes in time is never cut off on its way back. Read with `finish_within()`."""
+
+
+def finish_within(value: object) -> float | None:
+    """A `FINISH_WITHIN_METADATA` value in seconds; None when it is not a finite number of
+    seconds, 0 or more (then the caller's own deadline alone counts)."""
+    try:
+        within = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return within if math.isfinite(within) and within >= 0 else None
 
 
 ENV_REQUEST_TIMEOUT = "KUBENTO_REQUEST_TIMEOUT_S"

@@ -177,6 +177,11 @@ class APIEndpoint:
         bound(self.handles)
         arrived = scope.get(ARRIVED) or time.monotonic()
         timeout = self.request_timeout_s
+        asked = request.headers.get(contract.FINISH_WITHIN_METADATA)
+        if asked is not None:  # a caller's own deadline, when shorter than the server's
+            within = contract.finish_within(asked)
+            if within is not None and within < timeout:
+                timeout = within
         request_end.set(arrived + timeout)
         deadline.set(arrived + timeout - self.lag.keep_back(timeout))
         if self.tracing is None:

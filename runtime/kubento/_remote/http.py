@@ -2,7 +2,10 @@
 graph, reached over its HTTP API (`POST <url>/<api>` with a JSON object of the named
 parameters, as any client calls it).
 
-The request's remaining time is the HTTP timeout, and failures name the service's URL
+A call has the request's two ends (`kubento._sdk.handles`): the HTTP timeout is what the
+request has left to its end, and the service is told to finish by its deadline, earlier by
+what this server keeps back for the answer's way out, in the `kubento-finish-within-s`
+header (`contract.FINISH_WITHIN_METADATA`). Failures name the service's URL
 with the statuses the API server uses for its own dependencies: 503 when it cannot be
 reached or says 503, 504 when it does not answer in time, 429 passed on, 500 otherwise.
 """
@@ -18,8 +21,8 @@ import httpx
 import numpy as np
 import pydantic_core
 
-from kubento import _tracing
-from kubento._sdk.handles import deadline, request_id
+from kubento import _tracing, contract
+from kubento._sdk.handles import deadline, request_end, request_id
 from kubento._sdk.typed import to_wire
 from kubento.exceptions import (
     GatewayTimeout,
@@ -50,6 +53,10 @@ class HTTPService:
         headers = {"content-type": "application/json"}
         if request_id.get():
             headers["x-request-id"] = request_id.get()
+        ends, end = deadline.get(), request_end.get()
+        if ends is not None and end is not None and end > ends:
+            within = max(0.001, ends - time.monotonic())
+            headers[contract.FINISH_WITHIN_METADATA] = f"{within:.4f}"
         tracing = _tracing.active()
         if tracing is not None:  # the other service's spans continue this request's trace
             headers.update(tracing.headers())
@@ -57,7 +64,8 @@ class HTTPService:
 
     @staticmethod
     def _timeout() -> float:
-        due = deadline.get()
+        """What the request has left to its end: how long to wait for the answer."""
+        due = request_end.get() or deadline.get()
         return DEFAULT_TIMEOUT_S if due is None else due - time.monotonic()
 
     def call(self, api: str, kwargs: dict[str, Any]) -> Any:
@@ -89,7 +97,8 @@ class HTTPService:
 
     def _check_time(self, api: str) -> float:
         timeout = self._timeout()
-        if timeout <= 0:
+        ends = deadline.get()
+        if timeout <= 0 or (ends is not None and ends <= time.monotonic()):
             raise GatewayTimeout(
                 f"{self._where(api)} was not called: the request's deadline had passed",
                 {"dependency": self.url},

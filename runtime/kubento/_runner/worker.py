@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import os
 import signal
 import time
@@ -189,12 +188,10 @@ def _finish_within(context: grpc.aio.ServicerContext) -> float | None:
     remaining: float | None = context.time_remaining()
     for key, value in context.invocation_metadata() or ():
         if key == contract.FINISH_WITHIN_METADATA:
-            try:
-                within = float(value)
-            except (TypeError, ValueError):
-                return remaining  # not a number: the deadline alone counts
-            if math.isfinite(within) and within >= 0:
+            within = contract.finish_within(value)
+            if within is not None:
                 return within if remaining is None else min(remaining, within)
+            return remaining
     return remaining
 
 
