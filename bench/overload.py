@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import socket
 import tempfile
 import time
@@ -184,6 +185,19 @@ def main() -> int:
         f"turned away (429/503): {len(refused)}, time to the answer p50 "
         f"{1000 * quantile(refused, 0.5):.1f} ms, p99 {1000 * quantile(refused, 0.99):.1f} ms"
     )
+    latency = "kubento_api_request_duration_seconds"
+    admitted = 'status="200"'
+    answered = after.get(f"{latency}_count{{{admitted}}}", 0.0)
+    answered -= before.get(f"{latency}_count{{{admitted}}}", 0.0)
+    bucket = re.compile(rf'{latency}_bucket\{{le="([^"]+)",{admitted}\}}')
+    in_time = [key for key in after if (m := bucket.fullmatch(key)) and float(m[1]) == timeout_s]
+    if answered and in_time:
+        met_at_server = after[in_time[0]] - before.get(in_time[0], 0.0)
+        print(
+            f"200s at the server (first byte to the answer): {answered:.0f}, within the "
+            f"timeout {met_at_server:.0f} ({100 * met_at_server / answered:.1f}%), p99 <= "
+            f"{1000 * histogram_quantile(before, after, latency, 0.99, admitted):g} ms"
+        )
     shed = "kubento_api_shed_duration_seconds"
     for status in ("429", "503", "504"):
         kept = f'status="{status}"'

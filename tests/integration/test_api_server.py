@@ -133,6 +133,19 @@ def test_a_client_that_disconnects_mid_body_is_counted_apart_and_not_logged_as_a
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
+def test_request_latency_is_counted_by_status(url: str) -> None:
+    """The latency histogram splits by status, so the admitted requests' own times can be
+    read apart from fast refusals and errors; each status's count matches the counter's."""
+    before = api_statuses(url, "kubento_api_request_duration_seconds_count", api="tag")
+    assert httpx.post(url + "/tag", json=[[1.0, 2.0, 3.0]]).status_code == 200
+    assert httpx.post(url + "/tag", json=[["not", "numbers"]]).status_code == 400
+    after = api_statuses(url, "kubento_api_request_duration_seconds_count", api="tag")
+    grown = {key: value - before.get(key, 0.0) for key, value in after.items()}
+    assert grown == {("tag", "200"): 1.0, ("tag", "400"): 1.0}
+    counted = api_statuses(url, "kubento_api_requests_total", api="tag")
+    assert counted == after
+
+
 def test_request_id_is_echoed(url: str) -> None:
     reply = httpx.post(url + "/shout", content="hi", headers={"x-request-id": "abc-123"})
     assert reply.text == "HI"

@@ -117,8 +117,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "kubento_api_request_duration_seconds",
-            "HTTP request latency by API.",
-            ["api"],
+            "HTTP request latency by API and status code.",
+            ["api", "status"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
@@ -163,7 +163,9 @@ class APIEndpoint:
         self.handles = handles
         self.request_timeout_s = request_timeout_s
         self.budget = budget
-        self.latency = metrics.latency.labels(api.name)
+        self.latency = metrics.latency
+        self.by_status: dict[int, tuple[Any, Any]] = {}
+        """Per status code: its request counter and latency histogram."""
         self.shed_latency = metrics.shed_latency
         self.requests = metrics.requests
         self.tracing = _tracing.active()
@@ -198,11 +200,18 @@ class APIEndpoint:
             response.headers["connection"] = "close"
         await response(scope, receive, send)
         took = time.monotonic() - arrived
-        status = str(response.status_code)
-        self.requests.labels(self.api.name, status).inc()
-        self.latency.observe(took)
-        if response.status_code in SHED:
-            self.shed_latency.labels(self.api.name, status).observe(took)
+        code = response.status_code
+        series = self.by_status.get(code)
+        if series is None:
+            status = str(code)
+            series = self.by_status[code] = (
+                self.requests.labels(self.api.name, status),
+                self.latency.labels(self.api.name, status),
+            )
+        series[0].inc()
+        series[1].observe(took)
+        if code in SHED:
+            self.shed_latency.labels(self.api.name, str(code)).observe(took)
 
 
 SHED = (429, 503, 504)
