@@ -716,15 +716,15 @@ queue_step() {
 	aggregated_api "$MONITORING_NAMESPACE" prometheus-adapter custom-metrics-apiservice.yaml ||
 		die "the custom metrics API is not available: $(kubectl get apiservice v1beta1.custom.metrics.k8s.io \
 			-o jsonpath='{.status.conditions[0].message}')"
-	selector="serving.kubento.io/deployment%3Dslow,serving.kubento.io/component%3Drunner"
+	selector="serving.kubento.io/deployment=slow,serving.kubento.io/component=runner"
 	per_pod() { # what custom.metrics.k8s.io serves for each runner pod: "POD=VALUE ..."
-		kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta1/namespaces/$APP_NAMESPACE/pods/*/$QUEUE_METRIC?labelSelector=$selector" |
+		kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta1/namespaces/$APP_NAMESPACE/pods/*/$QUEUE_METRIC?labelSelector=${selector//=/%3D}" |
 			python3 -c 'import json, sys; print(" ".join(i["describedObject"]["name"] + "=" + i["value"] for i in json.load(sys.stdin)["items"]))'
 	}
 	every_pod_served() {
 		local values
 		values=$(per_pod 2>/dev/null) || return 1
-		(($(wc -w <<<"$values") == $(k get pods -o name -l "serving.kubento.io/deployment=slow,serving.kubento.io/component=runner" | wc -l)))
+		(($(wc -w <<<"$values") == $(k get pods -o name -l "$selector" | wc -l)))
 	}
 	eventually 120 every_pod_served ||
 		die "custom.metrics.k8s.io serves no $QUEUE_METRIC for every slow runner pod: $(per_pod 2>&1 | tail -n 3)"
