@@ -1,19 +1,25 @@
-"""The Open Inference Protocol (V2) in process: envelopes, binary tensors and errors."""
+"""The Open Inference Protocol (V2) over real HTTP on loopback, the app served in this
+process by uvicorn as `kubento api` serves it: envelopes, binary tensors and errors."""
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
+import uvicorn
 
 import kubento
 from kubento._api.app import build_app
+from kubento._api.protocol import server_options
+from kubento._local.supervisor import free_port
 from kubento.io import NumpyNdarray, Text
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+def client() -> Iterator[httpx.Client]:
     svc = kubento.Service("demo")
 
     @svc.api(input=NumpyNdarray(dtype="float32", shape=(-1, 2)), output=NumpyNdarray())
@@ -25,11 +31,24 @@ def client() -> Iterator[TestClient]:
         return np.asarray([values.size])
 
     svc.api(input=Text(), output=Text(), name="shout")(lambda text: text.upper())
-    with TestClient(build_app(svc, {})) as test_client:
-        yield test_client
+    port = free_port()
+    config = uvicorn.Config(build_app(svc, {}), host="127.0.0.1", port=port, **server_options())
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() - started < 30, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
-def infer(client: TestClient, model: str, body: dict, **headers: str) -> tuple[int, dict]:
+def infer(client: httpx.Client, model: str, body: dict, **headers: str) -> tuple[int, dict]:
     reply = client.post(f"/v2/models/{model}/infer", json=body, headers=headers)
     return reply.status_code, reply.json()
 
@@ -43,7 +62,7 @@ def tensor(name: str, array: np.ndarray, datatype: str) -> dict:
     }
 
 
-def test_json_tensors_round_trip_through_the_api_with_the_id_echoed(client: TestClient) -> None:
+def test_json_tensors_round_trip_through_the_api_with_the_id_echoed(client: httpx.Client) -> None:
     rows = np.arange(4, dtype=np.float32).reshape(2, 2)
     status, body = infer(client, "double", {"id": "r-1", "inputs": [tensor("rows", rows, "FP32")]})
     assert status == 200
@@ -54,7 +73,7 @@ def test_json_tensors_round_trip_through_the_api_with_the_id_echoed(client: Test
     }
 
 
-def test_binary_tensors_in_and_out(client: TestClient) -> None:
+def test_binary_tensors_in_and_out(client: httpx.Client) -> None:
     rows = np.arange(6, dtype=np.float32).reshape(3, 2)
     raw = rows.tobytes()
     header = json.dumps(
@@ -85,7 +104,7 @@ def test_binary_tensors_in_and_out(client: TestClient) -> None:
 
 
 def test_metadata_names_tensors_with_v2_datatypes_and_free_sizes_as_minus_one(
-    client: TestClient,
+    client: httpx.Client,
 ) -> None:
     assert client.get("/v2/models/double").json() == {
         "name": "double",
@@ -99,7 +118,7 @@ def test_metadata_names_tensors_with_v2_datatypes_and_free_sizes_as_minus_one(
     ]
 
 
-def test_server_health_and_metadata(client: TestClient) -> None:
+def test_server_health_and_metadata(client: httpx.Client) -> None:
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200
     assert client.get("/v2/models/double/ready").status_code == 200
@@ -172,21 +191,21 @@ def one(shape: list[int], datatype: str, data: list, name: str = "rows", **more:
     ],
 )
 def test_bad_requests_get_the_protocols_error_body_saying_what_was_wrong(
-    client: TestClient, model: str, body: dict, status: int, message: str
+    client: httpx.Client, model: str, body: dict, status: int, message: str
 ) -> None:
     got_status, got = infer(client, model, body)
     assert (got_status, list(got)) == (status, ["error"])
     assert message in got["error"]
 
 
-def test_nan_in_json_data_is_a_400_as_on_the_apis_own_route(client: TestClient) -> None:
+def test_nan_in_json_data_is_a_400_as_on_the_apis_own_route(client: httpx.Client) -> None:
     body = b'{"inputs": [{"name": "rows", "shape": [1, 2], "datatype": "FP32", "data": [1, NaN]}]}'
     reply = client.post("/v2/models/double/infer", content=body)
     assert reply.status_code == 400
     assert "not valid JSON" in reply.json()["error"]
 
 
-def test_binary_data_that_does_not_fit_the_shape_is_a_400(client: TestClient) -> None:
+def test_binary_data_that_does_not_fit_the_shape_is_a_400(client: httpx.Client) -> None:
     header = json.dumps(
         {
             "inputs": [
