@@ -131,13 +131,18 @@ def observe(
     previous: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Status from the children as they are now. HPAs are listed only when a component
-    autoscales: no other has one (KEDA's, made for a ScaledObject, included)."""
+    autoscales: no other has one (KEDA's, made for a ScaledObject, included); ScaledObjects
+    only when one autoscales with KEDA."""
     selector = naming.children_selector(bd.metadata.name)
     namespace = bd.metadata.namespace
     components = status.desired_components(bd)
     autoscalers = []
     if any(desired.autoscales for desired in components):
         autoscalers = cluster.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace, selector)
+    if any(desired.keda for desired in components):
+        autoscalers += cluster.list_children(
+            render.KEDA_API_VERSION, "ScaledObject", namespace, selector
+        )
     return status.compute_status(
         generation=bd.metadata.generation,
         observed_generation=observed_generation,

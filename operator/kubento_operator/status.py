@@ -57,6 +57,8 @@ class Desired:
     role: Role
     autoscales: bool = False
     """Whether its spec asks for autoscaling (an HPA or a KEDA ScaledObject)."""
+    keda: bool = False
+    """Whether that is a KEDA ScaledObject (`autoscaling.engine: keda`)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,13 @@ class Problem:
 
 def desired_components(bd: spec.BentoDeployment) -> list[Desired]:
     return [
-        Desired(part.name, part.object_name, part.role, part.settings.autoscaling is not None)
+        Desired(
+            part.name,
+            part.object_name,
+            part.role,
+            part.settings.autoscaling is not None,
+            part.settings.autoscaling is not None and part.settings.autoscaling.engine == "keda",
+        )
         for part in components_of(bd)
     ]
 
@@ -274,21 +282,27 @@ def find_problems(
 def autoscaling(
     components: Sequence[Desired], autoscalers: Sequence[Mapping[str, Any]]
 ) -> tuple[bool | None, str, str] | None:
-    """The Autoscaling condition from the HPAs' own `ScalingActive` conditions: False with the
-    HPA's reason when one cannot read its metric (no metrics API, no prometheus-adapter rule),
-    Unknown until each has computed once; None when no component has an HPA."""
-    by_target = {_get(hpa, "spec", "scaleTargetRef", "name"): hpa for hpa in autoscalers}
+    """The Autoscaling condition from the autoscalers' own conditions: an HPA's
+    `ScalingActive`, a KEDA ScaledObject's `Ready` (beside the HPA KEDA makes for it, so a
+    ScaledObject KEDA refused, which gets no HPA, says why). False with the autoscaler's
+    reason when one cannot read its metric (no metrics API, no prometheus-adapter rule, a
+    trigger KEDA cannot query), Unknown until each has computed once; None when no component
+    has an autoscaler."""
+    by_target: dict[str, list[Mapping[str, Any]]] = {}
+    for autoscaler in autoscalers:
+        target = _get(autoscaler, "spec", "scaleTargetRef", "name")
+        by_target.setdefault(target, []).append(autoscaler)
     scaled = [(d, by_target[d.deployment]) for d in components if d.deployment in by_target]
     if not scaled:
         return None
     failing, pending = [], []
-    for desired, hpa in scaled:
-        conditions = _get(hpa, "status", "conditions") or []
-        active = next((c for c in conditions if c.get("type") == "ScalingActive"), None)
-        if active is None:
+    for desired, objects in scaled:
+        verdicts = [_verdict(autoscaler) for autoscaler in objects]
+        bad = next((condition for ok, condition in verdicts if ok is False), None)
+        if bad is not None:
+            failing.append((desired.name, bad))
+        elif any(ok is None for ok, _ in verdicts):
             pending.append(desired.name)
-        elif active.get("status") != "True":
-            failing.append((desired.name, active))
     if failing:
         reason = str(failing[0][1].get("reason") or "ScalingInactive")
         message = "; ".join(f"{name}: {c.get('message', '')}" for name, c in failing)
@@ -297,6 +311,17 @@ def autoscaling(
         return None, "Pending", "no metric read yet by the autoscaler of " + ", ".join(pending)
     names = ", ".join(desired.name for desired, _ in scaled)
     return True, "ScalingActive", f"replicas follow their metric: {names}"
+
+
+def _verdict(autoscaler: Mapping[str, Any]) -> tuple[bool | None, Mapping[str, Any]]:
+    """Whether one autoscaler works (None: not known yet), and the condition saying so."""
+    keda = autoscaler.get("kind") == "ScaledObject"
+    wanted = "Ready" if keda else "ScalingActive"
+    conditions = _get(autoscaler, "status", "conditions") or []
+    found = next((c for c in conditions if c.get("type") == wanted), None)
+    if found is None or (keda and found.get("status") == "Unknown"):
+        return None, {}
+    return found.get("status") == "True", found
 
 
 def _condition(

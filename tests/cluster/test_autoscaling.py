@@ -239,3 +239,36 @@ def test_an_hpa_that_cannot_read_queue_depth_shows_in_the_status_with_its_reason
     # The pods serve: the autoscaler's trouble is reported, not counted as degraded.
     assert condition(cluster, namespace, "blind", "Degraded")["status"] == "False"
     assert condition(cluster, namespace, "blind", "Ready")["status"] == "True"
+
+
+def test_a_scaled_object_keda_refused_shows_in_the_status_with_its_reason(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    """No KEDA operator here, so no HPA: KEDA's verdict is written where KEDA writes it, the
+    ScaledObject's status, and the next status refresh (any child's event) reports it."""
+    apply(cluster, namespace, bento("refused", KEDA_CASES["queue"]))
+    wait_condition(cluster, namespace, "refused", "Ready")
+    pending = wait_condition(cluster, namespace, "refused", "Autoscaling", status="Unknown")
+    assert pending["reason"] == "Pending"
+    refused = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ScaledObjectCheckFailed",
+        "message": "error parsing prometheus metadata: no serverAddress given",
+    }
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "scaledobject",
+        "refused-clf",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"conditions": [refused]}}),
+    )
+    cluster.kubectl("-n", namespace, "annotate", "deployment", "refused-clf", "kick=1")
+    scaling = wait_condition(cluster, namespace, "refused", "Autoscaling", status="False")
+    assert scaling["reason"] == "ScaledObjectCheckFailed"
+    assert scaling["message"] == f"clf: {refused['message']}"
+    assert condition(cluster, namespace, "refused", "Ready")["status"] == "True"

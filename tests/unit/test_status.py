@@ -422,3 +422,45 @@ def test_autoscaling_is_unknown_until_every_hpa_computed_then_true() -> None:
 def test_an_hpa_of_no_component_is_ignored() -> None:
     status = autoscaled(hpa("someone-else", NO_METRIC))
     assert "Autoscaling" not in {c["type"] for c in status["conditions"]}
+
+
+def scaled_object(target: str, ready: dict[str, Any] | None) -> dict[str, Any]:
+    """A KEDA ScaledObject for Deployment `target`, its Ready condition as KEDA sets it."""
+    conditions = [] if ready is None else [{"type": "Ready", **ready}]
+    return {
+        "kind": "ScaledObject",
+        "metadata": {"name": target},
+        "spec": {"scaleTargetRef": {"name": target}},
+        "status": {"conditions": conditions},
+    }
+
+
+TRIGGER_FAILED = {
+    "status": "False",
+    "reason": "ScaledObjectCheckFailed",
+    "message": "Failed to ensure HPA is correctly created for ScaledObject",
+}
+KEDA_READY = {"status": "True", "reason": "ScaledObjectReady", "message": "ScaledObject is ready"}
+
+
+def test_a_scaled_object_keda_refused_says_why_though_it_has_no_hpa() -> None:
+    scaling = condition(autoscaled(scaled_object("demo-classifier", TRIGGER_FAILED)), "Autoscaling")
+    assert (scaling["status"], scaling["reason"]) == ("False", "ScaledObjectCheckFailed")
+    assert scaling["message"] == f"classifier: {TRIGGER_FAILED['message']}"
+
+
+def test_a_ready_scaled_object_waits_for_the_verdict_of_the_hpa_keda_made() -> None:
+    unknown = {"status": "Unknown", "reason": "ScaledObjectCheckFailed", "message": "starting"}
+    for objects in (
+        [scaled_object("demo-classifier", None)],
+        [scaled_object("demo-classifier", unknown)],
+        [scaled_object("demo-classifier", KEDA_READY), hpa("demo-classifier", None)],
+    ):
+        pending = condition(autoscaled(*objects), "Autoscaling")
+        assert (pending["status"], pending["reason"]) == ("Unknown", "Pending"), objects
+    both = autoscaled(scaled_object("demo-classifier", KEDA_READY), hpa("demo-classifier", ACTIVE))
+    assert condition(both, "Autoscaling")["status"] == "True"
+    blind = autoscaled(
+        scaled_object("demo-classifier", KEDA_READY), hpa("demo-classifier", NO_METRIC)
+    )
+    assert condition(blind, "Autoscaling")["reason"] == "FailedGetPodsMetric"
