@@ -23,6 +23,11 @@ class ListingCluster:
         self.listed.append(kind)
         return []
 
+    def list_children(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        return self.list(api_version, kind, namespace, label_selector)
+
 
 @pytest.mark.parametrize(
     ("autoscaling", "listed"),
@@ -31,12 +36,12 @@ class ListingCluster:
         ({"minReplicas": 1, "maxReplicas": 3}, ["HorizontalPodAutoscaler", "Deployment", "Pod"]),
         (
             {"minReplicas": 1, "maxReplicas": 3, "engine": "keda", "metric": "queue", "target": 4},
-            ["HorizontalPodAutoscaler", "Deployment", "Pod"],
+            ["HorizontalPodAutoscaler", "ScaledObject", "Deployment", "Pod"],
         ),
     ],
     ids=["none", "hpa", "keda"],
 )
-def test_hpas_are_listed_only_when_a_component_autoscales(
+def test_autoscalers_are_listed_only_when_a_component_autoscales(
     autoscaling: dict[str, Any] | None, listed: list[str]
 ) -> None:
     body = bento(autoscaling or {})
@@ -45,4 +50,4 @@ def test_hpas_are_listed_only_when_a_component_autoscales(
     cluster = ListingCluster()
     status = reconcile.observe(cluster, spec.parse(body), observed_generation=1, previous={})  # type: ignore[arg-type]
     assert cluster.listed == listed
-    assert "Autoscaling" not in {c["type"] for c in status["conditions"]}  # no HPA found
+    assert "Autoscaling" not in {c["type"] for c in status["conditions"]}  # none found
