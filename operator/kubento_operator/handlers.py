@@ -39,6 +39,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.label_selectors[("autoscaling", "v2", "horizontalpodautoscalers")] = (
         MANAGED_SELECTOR
     )
+    settings.watching.label_selectors[("keda.sh", "v1alpha1", "scaledobjects")] = MANAGED_SELECTOR
     memo.cluster = Cluster(load_api_client())
     memo.refreshes = Coalescer()
 
@@ -87,6 +88,16 @@ def child_pod_changed(body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
 def child_autoscaler_changed(
+    body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
+) -> None:
+    _refresh_parent(body, memo, logger)
+
+
+# Watched only where KEDA's CRD is served when the operator starts (kopf resolves the kinds
+# it watches once, with scanning off): installing KEDA later needs an operator restart for
+# its verdicts to show at once; until then they show at the next event of another child.
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
+def child_scaled_object_changed(
     body: kopf.Body, memo: kopf.Memo, logger: reconcile.Logger, **_: Any
 ) -> None:
     _refresh_parent(body, memo, logger)

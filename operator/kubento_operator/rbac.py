@@ -42,10 +42,11 @@ CHILD_RULES: list[PolicyRule] = [
         "verbs": ["create", "patch", "list", "delete"],
     },
     # `autoscaling.engine: keda`; granted whether or not KEDA is installed (no CRD, no use).
+    # Watched for KEDA's verdict in the Autoscaling condition.
     {
         "apiGroups": ["keda.sh"],
         "resources": ["scaledobjects"],
-        "verbs": ["create", "patch", "list", "delete"],
+        "verbs": ["create", "patch", "list", "watch", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]

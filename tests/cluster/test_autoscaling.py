@@ -245,7 +245,7 @@ def test_a_scaled_object_keda_refused_shows_in_the_status_with_its_reason(
     cluster: ControlPlane, namespace: str, operator: Operator
 ) -> None:
     """No KEDA operator here, so no HPA: KEDA's verdict is written where KEDA writes it, the
-    ScaledObject's status, and the next status refresh (any child's event) reports it."""
+    ScaledObject's status, and the operator, watching ScaledObjects, reports it."""
     apply(cluster, namespace, bento("refused", KEDA_CASES["queue"]))
     wait_condition(cluster, namespace, "refused", "Ready")
     pending = wait_condition(cluster, namespace, "refused", "Autoscaling", status="Unknown")
@@ -267,7 +267,6 @@ def test_a_scaled_object_keda_refused_shows_in_the_status_with_its_reason(
         "-p",
         json.dumps({"status": {"conditions": [refused]}}),
     )
-    cluster.kubectl("-n", namespace, "annotate", "deployment", "refused-clf", "kick=1")
     scaling = wait_condition(cluster, namespace, "refused", "Autoscaling", status="False")
     assert scaling["reason"] == "ScaledObjectCheckFailed"
     assert scaling["message"] == f"clf: {refused['message']}"

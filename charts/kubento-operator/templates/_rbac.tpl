@@ -32,7 +32,7 @@ same order (tests/unit/test_chart.py compares them). Change both together.
   verbs: ["create", "patch", "list", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["create", "patch", "list", "delete"]
+  verbs: ["create", "patch", "list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
