@@ -104,7 +104,7 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
         }
         peak = {"api": rss_mib(api, "VmHWM"), "runner": rss_mib(runner, "VmHWM")}
         after = {
-            "api": settled_rss(api, start["api"] + in_flight / 2),
+            "api": settled_rss(api, start["api"] + in_flight / 8),
             "runner": settled_rss(runner, start["runner"] + in_flight / 2),
         }
     served = statuses.count(200)
@@ -113,9 +113,11 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
     # its wire copy); the bodies in flight are capped, so memory is too.
     assert peak["api"] - start["api"] < 8 * in_flight, (start, peak)
     assert peak["runner"] - start["runner"] < 8 * in_flight, (start, peak)
-    # Freed memory goes back to the system (malloc_trim), not kept by the allocator: without
-    # the trim both stayed 160-210 MiB above their start; with it, 10-120 on a loaded machine.
-    assert after["api"] - start["api"] < in_flight, (start, after)
+    # Freed memory goes back to the system, not kept by the allocator: without the trim both
+    # stayed 160-210 MiB above their start; with it, 10-154 on a loaded machine (one run in
+    # ten over 128 for the API); with the mmap threshold pinned too, the API settles 2-4 MiB
+    # above its start.
+    assert after["api"] - start["api"] < in_flight / 4, (start, after)
     assert after["runner"] - start["runner"] < in_flight, (start, after)
     print(f"rss MiB start {start} peak {peak} after {after}")
     for where, answers in probes.items():

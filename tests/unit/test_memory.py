@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from kubento._memory import LARGE_BYTES, SETTLE_S, Trimmer, _malloc_trim
+from kubento._memory import LARGE_BYTES, SETTLE_S, Trimmer, _malloc_trim, pin_mmap_threshold
 
 
 async def trims_reach(trimmer: Trimmer, count: int, within_s: float = 5.0) -> int:
@@ -50,3 +50,7 @@ def test_glibc_malloc_trim_is_found_here() -> None:
     trim = _malloc_trim()
     assert trim is not None  # Debian (the runtime image) and this machine use glibc
     assert trim(0) in (0, 1)
+
+
+def test_glibc_mallopt_pins_the_mmap_threshold_here() -> None:
+    assert pin_mmap_threshold() is True  # glibc accepts it (mallopt returns 1)

@@ -36,7 +36,7 @@ from kubento._api.lag import LoopLag
 from kubento._api.probe_server import ProbeServer
 from kubento._api.probes import Probes
 from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
-from kubento._memory import OFFLOAD_BYTES, Trimmer
+from kubento._memory import OFFLOAD_BYTES, Trimmer, pin_mmap_threshold
 from kubento._remote.client import RemoteHandle
 from kubento._sdk.handles import Handle, bound, deadline, request_end, request_id
 from kubento._sdk.service import API, Service
@@ -247,6 +247,7 @@ class BodyBudget:
         self.total = max_request_bytes * contract.BODIES_IN_FLIGHT
         self.held = 0
         self.trimmer = Trimmer()
+        pin_mmap_threshold()  # large bodies go back to the system as they are freed
 
     def take(self, size: int) -> None:
         if self.held + size > self.total:

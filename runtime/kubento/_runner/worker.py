@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kubento import _tracing, contract
-from kubento._memory import Trimmer
+from kubento._memory import Trimmer, pin_mmap_threshold
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.client import CALL_METHOD, MAX_MESSAGE_BYTES, RETRY_AFTER_METADATA
@@ -79,6 +79,7 @@ class RunnerWorker:
         self.torch_threads: int | None = None
         self.ready = False
         self.trimmer = Trimmer()
+        pin_mmap_threshold()  # large calls go back to the system as they are freed
         self.tracing = _tracing.start(runner.name)
 
     async def load(self) -> None:
