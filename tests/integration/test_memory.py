@@ -105,7 +105,7 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
         peak = {"api": rss_mib(api, "VmHWM"), "runner": rss_mib(runner, "VmHWM")}
         after = {
             "api": settled_rss(api, start["api"] + in_flight / 8),
-            "runner": settled_rss(runner, start["runner"] + in_flight / 2),
+            "runner": settled_rss(runner, start["runner"] + in_flight / 8),
         }
     served = statuses.count(200)
     assert served >= ROUNDS, f"{served} served"  # the budget admits some of every round
@@ -115,10 +115,10 @@ def test_large_bodies_are_bounded_given_back_and_never_stall_the_probes() -> Non
     assert peak["runner"] - start["runner"] < 8 * in_flight, (start, peak)
     # Freed memory goes back to the system, not kept by the allocator: without the trim both
     # stayed 160-210 MiB above their start; with it, 10-154 on a loaded machine (one run in
-    # ten over 128 for the API); with the mmap threshold pinned too, the API settles 2-4 MiB
-    # above its start.
+    # ten over 128 for the API); with the mmap threshold pinned too, both settle within
+    # 2-9 MiB of their start.
     assert after["api"] - start["api"] < in_flight / 4, (start, after)
-    assert after["runner"] - start["runner"] < in_flight, (start, after)
+    assert after["runner"] - start["runner"] < in_flight / 4, (start, after)
     print(f"rss MiB start {start} peak {peak} after {after}")
     for where, answers in probes.items():
         latencies = sorted(float(seconds) for status, seconds in answers if status == "200")
