@@ -99,6 +99,11 @@ it, the time the answer needs to get out of the caller (its loop's lag), so an a
 callee finishes in time is never cut off on its way back. Read with `finish_within()`."""
 
 
+def finish_within_value(seconds: float) -> str:
+    """Seconds as `FINISH_WITHIN_METADATA` carries them."""
+    return f"{seconds:.4f}"
+
+
 def finish_within(value: object) -> float | None:
     """A `FINISH_WITHIN_METADATA` value in seconds; None when it is not a finite number of
     seconds, 0 or more (then the caller's own deadline alone counts)."""

@@ -38,7 +38,7 @@ from kubento._api.probes import Probes
 from kubento._api.protocol import ARRIVED, PROBE_ANSWERS
 from kubento._memory import OFFLOAD_BYTES, Trimmer, pin_mmap_threshold
 from kubento._remote.client import RemoteHandle
-from kubento._sdk.handles import Handle, bound, deadline, request_end, request_id
+from kubento._sdk.handles import Handle, bound, call_end, deadline, request_end, request_id
 from kubento._sdk.service import API, Service
 from kubento.exceptions import KubentoError, PayloadTooLarge, ServerBusy
 from kubento.io import JSONBody
@@ -163,11 +163,10 @@ class APIEndpoint:
         self.handles = handles
         self.request_timeout_s = request_timeout_s
         self.budget = budget
-        self.latency = metrics.latency
-        self.by_status: dict[int, tuple[Any, Any]] = {}
-        """Per status code: its request counter and latency histogram."""
-        self.shed_latency = metrics.shed_latency
-        self.requests = metrics.requests
+        self.metrics = metrics
+        self.by_status: dict[int, tuple[Any, Any, Any]] = {}
+        """Per status code: its request counter, latency histogram and, for the statuses
+        that turn excess away (`SHED`), its shed-time histogram (None for the others)."""
         self.tracing = _tracing.active()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,17 +200,18 @@ class APIEndpoint:
         await response(scope, receive, send)
         took = time.monotonic() - arrived
         code = response.status_code
-        series = self.by_status.get(code)
-        if series is None:
-            status = str(code)
-            series = self.by_status[code] = (
-                self.requests.labels(self.api.name, status),
-                self.latency.labels(self.api.name, status),
-            )
+        series = self.by_status.get(code) or self._series(code)
         series[0].inc()
         series[1].observe(took)
-        if code in SHED:
-            self.shed_latency.labels(self.api.name, str(code)).observe(took)
+        if series[2] is not None:
+            series[2].observe(took)
+
+    def _series(self, code: int) -> tuple[Any, Any, Any]:
+        status, metrics, api = str(code), self.metrics, self.api.name
+        shed = metrics.shed_latency.labels(api, status) if code in SHED else None
+        series = (metrics.requests.labels(api, status), metrics.latency.labels(api, status), shed)
+        self.by_status[code] = series
+        return series
 
 
 SHED = (429, 503, 504)
@@ -429,7 +429,7 @@ async def call_api(
             value, encode = await run_in_threadpool(codec.decode, api, body, request.headers)
         else:
             value, encode = codec.decode(api, body, request.headers)
-        ends = request_end.get() or deadline.get()
+        ends = call_end()
         if api.is_async:
             async with asyncio.timeout(None if ends is None else ends - time.monotonic()):
                 result = await api.func(value)

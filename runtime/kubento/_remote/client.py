@@ -34,7 +34,7 @@ from kubento._memory import OFFLOAD_BYTES
 from kubento._proto import runner_pb2 as pb
 from kubento._remote import codec
 from kubento._remote.coalescing import Coalescer
-from kubento._sdk.handles import deadline, request_end, request_id
+from kubento._sdk.handles import call_end, deadline, finish_within, request_id
 from kubento._tracing import Carrier
 from kubento.batching import NeverFits
 from kubento.exceptions import (
@@ -175,8 +175,7 @@ class RunnerClient:
         rid = ids[0] if len(ids) == 1 else f"call-{uuid.uuid4().hex[:16]}"
         metadata = ((contract.REQUEST_ID_METADATA, rid),) if rid else ()
         timeout = self.timeout_s
-        ends = deadline.get()
-        end = request_end.get() or ends
+        ends, end = deadline.get(), call_end()
         if ends is not None and end is not None:
             timeout = end - time.monotonic()
             if ends <= time.monotonic():
@@ -190,9 +189,9 @@ class RunnerClient:
             request = await asyncio.to_thread(_request, method, args, traces)
         else:
             request = _request(method, args, traces)
-        if ends is not None and end is not None and end > ends:
-            within = max(0.001, ends - time.monotonic())
-            metadata = (*metadata, (contract.FINISH_WITHIN_METADATA, f"{within:.4f}"))
+        within = finish_within()
+        if within is not None:
+            metadata = (*metadata, (contract.FINISH_WITHIN_METADATA, within))
         try:
             response = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:

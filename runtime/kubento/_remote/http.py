@@ -22,7 +22,7 @@ import numpy as np
 import pydantic_core
 
 from kubento import _tracing, contract
-from kubento._sdk.handles import deadline, request_end, request_id
+from kubento._sdk.handles import call_end, deadline, finish_within, request_id
 from kubento._sdk.typed import to_wire
 from kubento.exceptions import (
     GatewayTimeout,
@@ -53,10 +53,9 @@ class HTTPService:
         headers = {"content-type": "application/json"}
         if request_id.get():
             headers["x-request-id"] = request_id.get()
-        ends, end = deadline.get(), request_end.get()
-        if ends is not None and end is not None and end > ends:
-            within = max(0.001, ends - time.monotonic())
-            headers[contract.FINISH_WITHIN_METADATA] = f"{within:.4f}"
+        within = finish_within()
+        if within is not None:
+            headers[contract.FINISH_WITHIN_METADATA] = within
         tracing = _tracing.active()
         if tracing is not None:  # the other service's spans continue this request's trace
             headers.update(tracing.headers())
@@ -65,7 +64,7 @@ class HTTPService:
     @staticmethod
     def _timeout() -> float:
         """What the request has left to its end: how long to wait for the answer."""
-        due = request_end.get() or deadline.get()
+        due = call_end()
         return DEFAULT_TIMEOUT_S if due is None else due - time.monotonic()
 
     def call(self, api: str, kwargs: dict[str, Any]) -> Any:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from kubento import contract
 
 if TYPE_CHECKING:
     from kubento._sdk.runnable import Runnable
@@ -42,6 +45,21 @@ request_end: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 """When the API server stops waiting for the current request (its end-to-end time); later
 than `deadline` by what the server keeps back for the answer's way out. None: `deadline`."""
+
+
+def call_end() -> float | None:
+    """Until when a call made now is waited for: the request's end (its deadline when it has
+    no end of its own); None when the request has no deadline."""
+    return request_end.get() or deadline.get()
+
+
+def finish_within() -> str | None:
+    """What a call made now carries in `contract.FINISH_WITHIN_METADATA`: the time left to the
+    request's deadline, when it is waited for longer than that; None otherwise."""
+    ends, end = deadline.get(), request_end.get()
+    if ends is None or end is None or end <= ends:
+        return None
+    return contract.finish_within_value(max(0.001, ends - time.monotonic()))
 
 
 def bound(handles: Handles) -> contextvars.Token[Handles | None]:
