@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import socket
 import tempfile
 import time
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 from run import (  # bench/run.py
     FEATURES,
     LUA,
+    bucket_counts,
     ensure_wrk,
     free_port,
     histogram_quantile,
@@ -187,12 +187,9 @@ def main() -> int:
     )
     latency = "kubento_api_request_duration_seconds"
     admitted = 'status="200"'
-    answered = after.get(f"{latency}_count{{{admitted}}}", 0.0)
-    answered -= before.get(f"{latency}_count{{{admitted}}}", 0.0)
-    bucket = re.compile(rf'{latency}_bucket\{{le="([^"]+)",{admitted}\}}')
-    in_time = [key for key in after if (m := bucket.fullmatch(key)) and float(m[1]) == timeout_s]
-    if answered and in_time:
-        met_at_server = after[in_time[0]] - before.get(in_time[0], 0.0)
+    buckets = dict(bucket_counts(before, after, latency, admitted))
+    answered, met_at_server = buckets.get(float("inf"), 0.0), buckets.get(timeout_s)
+    if answered and met_at_server is not None:
         print(
             f"200s at the server (first byte to the answer): {answered:.0f}, within the "
             f"timeout {met_at_server:.0f} ({100 * met_at_server / answered:.1f}%), p99 <= "

@@ -311,18 +311,26 @@ def scrape(metrics_url: str) -> dict[str, float]:
     return samples
 
 
-def histogram_quantile(
-    before: dict[str, float], after: dict[str, float], name: str, q: float, labels: str = ""
-) -> float:
-    """Upper bucket bound holding quantile q of the observations between two scrapes (of the
-    series with `labels`, as `scrape` keeps them: 'status="503"')."""
+def bucket_counts(
+    before: dict[str, float], after: dict[str, float], name: str, labels: str = ""
+) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of each bucket of histogram `name` between two scrapes,
+    lowest first (of the series with `labels`, as `scrape` keeps them: 'status="503"')."""
     buckets = []
     after_le = "," + labels if labels else ""  # kept labels sort after `le`
     for key, value in after.items():
         match = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"{after_le}\}}', key)
         if match:
             buckets.append((float(match.group(1)), value - before.get(key, 0.0)))
-    buckets.sort()
+    return sorted(buckets)
+
+
+def histogram_quantile(
+    before: dict[str, float], after: dict[str, float], name: str, q: float, labels: str = ""
+) -> float:
+    """Upper bucket bound holding quantile q of the observations between two scrapes (of the
+    series with `labels`, as `scrape` keeps them: 'status="503"')."""
+    buckets = bucket_counts(before, after, name, labels)
     total = buckets[-1][1] if buckets else 0.0
     if total <= 0:
         return float("nan")
